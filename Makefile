@@ -1,0 +1,40 @@
+# Two commands for a new user: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config.example.toml
+
+.PHONY: run test install install-test system-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+## Start the daemon on the example config (SQLite + built-in HubSpot sandbox, local ports).
+run: install
+	$(BIN)/mail-gateway --config $(CONFIG) serve
+
+## System packages the tests drive (swaks, Postfix, Dovecot, chromium); needs root on Debian.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+## Everything the tests need, then lint and the whole suite.
+test: install-test system-deps
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench || true
+
+bench: install-test
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) state .pytest_cache

@@ -1,0 +1,90 @@
+"""Plain data passed between the stages: what intake parsed, what the pipeline decided.
+
+No behaviour lives here, so every module can import it without pulling in I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Address:
+    """A validated mailbox: `email` is lower-cased in the domain, `name` is display text only."""
+
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str = ""  # inline images keep theirs, so HTML `cid:` links still resolve
+    inline: bool = False
+    undecodable: bool = False  # kept as the raw part because it could not be decoded
+    data: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """What the pipeline reads of one mail. The raw bytes in the store remain the truth."""
+
+    message_id: str  # without angle brackets; derived from the hash when the mail has none
+    in_reply_to: list[str]  # Message-IDs, without angle brackets, in header order
+    references: list[str]  # oldest first, as in the header
+    subject: str
+    sender: Address | None  # From (or Sender / Reply-To / envelope when From is unusable)
+    reply_to: Address | None
+    to: list[Address]
+    cc: list[Address]
+    delivered_to: list[str]  # Delivered-To and X-Original-To values, lower-cased
+    date: str  # ISO-8601 UTC, or "" when absent/unparseable
+    text: str  # full plain text (HTML converted when there is no text part)
+    html: str
+    new_text: str  # the new part of a reply: no quoted history, no signature
+    attachments: list[Attachment]
+    headers: dict[str, str]  # selected raw header values used by classification, lower-case keys
+    forwarded_from: Address | None = None  # original sender when the mail was forwarded to us
+    defects: list[str] = field(default_factory=list)  # what the parser had to work around
+
+
+# Annotation names set by classification (pipeline/classify.py).
+AUTO_REPLY = "auto_reply"
+OUT_OF_OFFICE = "out_of_office"
+BOUNCE = "bounce"
+MAILING_LIST = "mailing_list"
+OWN_MAIL = "own_mail"
+NOREPLY = "noreply"
+FORWARDING_CONFIRMATION = "forwarding_confirmation"
+
+# Annotations that forbid automatic answers and automatic handoffs.
+NO_AUTOMATION = frozenset(
+    {AUTO_REPLY, OUT_OF_OFFICE, BOUNCE, MAILING_LIST, OWN_MAIL, NOREPLY, FORWARDING_CONFIRMATION}
+)
+
+
+@dataclass(frozen=True)
+class IncomingMail:
+    """A mail as an intake edge accepted it, before anything parsed it."""
+
+    source: str  # smtp | imap
+    mailbox: str  # the support address it is for (lower-case, +token stripped)
+    envelope_from: str
+    rcpt_tos: list[str]
+    raw: bytes = field(repr=False)
+    message_id: str  # from the header, or derived from the hash
+    sha256: str  # of the normalised raw: with mailbox and message_id, the intake key
+    peer: str = ""
+    helo: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict
+    attempts: int
+    dedupe_key: str | None = None

@@ -1,0 +1,95 @@
+"""The process_mail job: parse, classify, thread and record one accepted mail.
+
+It runs after the 250, so nothing here may lose the mail: an error that retrying cannot fix
+(a parser bug on a strange mail) puts the mail in quarantine with the error, and the mails
+behind it keep flowing. `mail-gateway quarantine retry` runs it again after a fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.errors import TransientError
+from gateway.intake.parse import parse_mail
+from gateway.models import Job
+from gateway.pipeline.classify import classify
+from gateway.pipeline.conversations import thread_lookups
+from gateway.store.db import Store
+from gateway.store.mail import Recorded, quarantine, record_mail
+
+log = logging.getLogger(__name__)
+
+AfterRecord = Callable[[Recorded, frozenset[str]], Awaitable[None]]
+
+
+@dataclass
+class MailProcessor:
+    store: Store
+    secret: bytes
+    hostname: str
+    support_addresses: frozenset[str]
+    after_record: list[AfterRecord] = dataclasses.field(default_factory=list)
+
+    async def __call__(self, job: Job) -> None:
+        raw_id = job.payload["raw_id"]
+        row = await self.store.read(
+            lambda db: db.execute(
+                "SELECT mailbox, envelope_from, rcpt_tos, message_id, raw, state, source "
+                "FROM raw_mails WHERE id = ?",
+                [raw_id],
+            ).fetchone()
+        )
+        if row is None or row[5] in ("processed", "quarantined"):
+            return
+        mailbox, envelope_from, rcpt_json, message_id, raw, _state, source = row
+        if source != "smtp":
+            envelope_from = None  # unknown (IMAP), which classify tells apart from a null sender
+        rcpts = json.loads(rcpt_json or "[]")
+        try:
+            recorded, annotations = await self._process(
+                raw_id, mailbox, envelope_from, rcpts, message_id, raw
+            )
+        except TransientError:
+            raise
+        except Exception as exc:
+            log.exception("mail %s quarantined", raw_id)
+            error, detail = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            await self.store.write(lambda db: quarantine(db, raw_id, error, detail))
+            return
+        log.info(
+            "mail %s -> conversation %s (%s)", raw_id, recorded.conversation_id, recorded.matched_by
+        )
+        for hook in self.after_record:
+            await hook(recorded, annotations)
+
+    async def _process(self, raw_id, mailbox, envelope_from, rcpts, message_id, raw):
+        loop = asyncio.get_running_loop()
+        parsed = await loop.run_in_executor(
+            None, lambda: parse_mail(raw, envelope_from=envelope_from or "", envelope_rcpts=rcpts)
+        )
+        # the intake key's Message-ID is the one the index knows this mail by
+        parsed = dataclasses.replace(parsed, message_id=message_id)
+        annotations = classify(
+            parsed, envelope_from=envelope_from, own_domain=self.hostname, loop_id=self.hostname
+        )
+        lookups = thread_lookups(
+            parsed, recipients=rcpts, secret=self.secret, hostname=self.hostname
+        )
+        recorded = await self.store.write(
+            lambda db: record_mail(
+                db,
+                raw_id=raw_id,
+                mailbox=mailbox,
+                mail=parsed,
+                annotations=annotations,
+                lookups=lookups,
+                support_addresses=self.support_addresses,
+            )
+        )
+        return recorded, annotations

@@ -1,0 +1,144 @@
+"""The composition root: builds every part from Settings, owns the loop, starts and stops them.
+
+Start order: store, SMTP intake, HTTP, the HubSpot sandbox (mode = sandbox), worker.
+Stop order: refuse new SMTP sessions (421), let sessions in DATA finish, drain the worker
+with a deadline, close HTTP and the sandbox, close the store. Nothing accepted is lost at any
+point: a mail is in the store before its 250, and an unfinished job runs again at next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.intake.smtp import Gate, start_smtp
+from gateway.process import MailProcessor
+from gateway.store import jobs as jobq
+from gateway.store.db import Store
+from gateway.store.intake import PROCESS_JOB
+from gateway.store.queries import ensure_secret
+from gateway.web import create_app
+from gateway.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: Store | None = None
+    worker: Worker | None = None
+    smtp_server: asyncio.base_events.Server | None = None
+    gate: Gate | None = None
+    http_runner: web.AppRunner | None = None
+    sandbox: object | None = None
+    _lock_fd: int | None = None
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @property
+    def smtp_port(self) -> int:
+        assert self.smtp_server is not None
+        return self.smtp_server.sockets[0].getsockname()[1]
+
+    @property
+    def http_port(self) -> int:
+        assert self.http_runner is not None
+        return self.http_runner.addresses[0][1]
+
+    async def start(self) -> None:
+        s = self.settings
+        s.gateway.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(s.gateway.state_dir / "gateway.lock")
+        self.store = store = Store(s.db_path)
+        recovered = await store.write(jobq.recover)
+        if recovered:
+            log.info("resuming %d job(s) interrupted by the last stop", recovered)
+        secret = (s.gateway.secret or await store.write(ensure_secret)).encode()
+        support = frozenset(s.smtp.addresses)
+        processor = MailProcessor(store, secret, s.gateway.hostname, support)
+        self.worker = Worker(store, {PROCESS_JOB: processor}, s.worker)
+        self.smtp_server, self.gate, _ = await start_smtp(
+            s.smtp, store, hostname=s.gateway.hostname, on_accepted=self.worker.wake
+        )
+        self.http_runner = web.AppRunner(create_app(store), access_log=None)
+        await self.http_runner.setup()
+        await web.TCPSite(self.http_runner, s.http.listen.host, s.http.listen.port).start()
+        if s.hubspot.mode == "sandbox":
+            from gateway.sandbox import start_sandbox
+
+            self.sandbox = await start_sandbox(
+                s.hubspot.sandbox_listen.host,
+                s.hubspot.sandbox_listen.port,
+                db_path=s.hubspot.sandbox_db,
+            )
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        log.info(
+            "mail-gateway ready: SMTP %s:%d, HTTP %s:%d, store %s",
+            s.smtp.listen.host,
+            self.smtp_port,
+            s.http.listen.host,
+            self.http_port,
+            s.db_path,
+        )
+
+    async def stop(self, *, drain_seconds: float = 30.0) -> None:
+        if self.gate is not None:
+            self.gate.closing = True
+        if self.smtp_server is not None:
+            self.smtp_server.close()
+            if self.gate is not None:
+                await self.gate.drained(drain_seconds)
+        if self.worker is not None:
+            self.worker.stop()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=drain_seconds)
+            for t in pending:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+        if self.sandbox is not None:
+            await self.sandbox.close()
+        if self.store is not None:
+            self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _lock(path) -> int:
+    """One daemon per state_dir: a second one would race the first for the same jobs."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GatewayError(
+            f"{path}: another mail-gateway is already running on this state_dir"
+        ) from None
+    return fd
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop in order."""
+    gw = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gw.start()
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await gw.stop()

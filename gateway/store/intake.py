@@ -1,0 +1,48 @@
+"""Store verbs for intake: the one write that must be durable before the SMTP 250."""
+
+from __future__ import annotations
+
+import json
+
+from sqlite_utils import Database
+
+from gateway.models import IncomingMail
+from gateway.store.db import now_iso
+from gateway.store.jobs import enqueue
+
+PROCESS_JOB = "process_mail"
+
+
+def accept_raw(db: Database, mail: IncomingMail) -> tuple[int, bool]:
+    """Insert the raw mail and its processing job; return (raw id, was it a duplicate).
+
+    The intake key (mailbox, Message-ID, sha256 of the normalised raw) makes this idempotent: a
+    client that resends after a dropped connection, or the same mail fetched over IMAP after it
+    came by SMTP, finds the row already there and gets the same id back.
+    """
+    existing = db.execute(
+        "SELECT id FROM raw_mails WHERE mailbox = ? AND message_id = ? AND sha256 = ?",
+        [mail.mailbox, mail.message_id, mail.sha256],
+    ).fetchone()
+    if existing:
+        return existing[0], True
+    cur = db.execute(
+        "INSERT INTO raw_mails (received_at, source, mailbox, envelope_from, rcpt_tos, peer, "
+        "helo, message_id, sha256, size, raw, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'pending')",
+        [
+            now_iso(),
+            mail.source,
+            mail.mailbox,
+            mail.envelope_from,
+            json.dumps(mail.rcpt_tos),
+            mail.peer,
+            mail.helo,
+            mail.message_id,
+            mail.sha256,
+            len(mail.raw),
+            mail.raw,
+        ],
+    )
+    raw_id = cur.lastrowid
+    enqueue(db, PROCESS_JOB, {"raw_id": raw_id}, dedupe_key=f"process:{raw_id}")
+    return raw_id, False

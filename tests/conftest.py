@@ -1,0 +1,143 @@
+"""Shared fixtures: settings on free ports, a running gateway, SMTP helpers, corpus paths."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Listen, Settings, load_settings
+from gateway.service import Gateway
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+BASE_CONFIG = """
+[gateway]
+state_dir = "state"
+hostname = "gw.example.com"
+secret = "test-secret-not-for-production"
+log_level = "info"
+
+[smtp]
+listen = "127.0.0.1:2525"
+addresses = ["support@example.com", "sales@example.com"]
+domains = ["help.example.org"]
+max_message_size = 1048576
+max_recipients = 5
+max_sessions = 50
+idle_timeout = 30
+
+[http]
+listen = "127.0.0.1:8025"
+
+[hubspot]
+mode = "live"
+
+[worker]
+concurrency = 2
+lease_seconds = 30
+max_attempts = 3
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path: Path, extra: str = "", **replace: str) -> Path:
+    text = BASE_CONFIG
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = tmp_path / "config.toml"
+    path.write_text(text + extra)
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def settings(config_path: Path) -> Settings:
+    """Settings on port 0 (the OS picks free ports: no races between tests)."""
+    s = load_settings(config_path)
+    return dataclasses.replace(
+        s,
+        smtp=dataclasses.replace(s.smtp, listen=Listen("127.0.0.1", 0)),
+        http=dataclasses.replace(s.http, listen=Listen("127.0.0.1", 0)),
+    )
+
+
+@pytest.fixture
+async def gateway(settings: Settings):
+    gw = Gateway(settings)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(drain_seconds=5)
+
+
+async def wait_for(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
+    """Poll an async-or-sync predicate until it is truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_processed(gw: Gateway, count: int, within: float = 15.0) -> None:
+    """Until `count` raw mails exist and none is still pending."""
+
+    async def done() -> bool:
+        total, pending = await gw.store.read(
+            lambda db: db.execute(
+                "SELECT COUNT(*), SUM(state = 'pending') FROM raw_mails"
+            ).fetchone()
+        )
+        return total >= count and not pending
+
+    await wait_for(done, within, f"{count} processed mails")
+
+
+def make_mail(
+    *,
+    sender: str = "Alice Customer <alice@customer.test>",
+    to: str = "support@example.com",
+    subject: str = "Help with my order",
+    body: str = "Hello,\r\nmy order 12345 did not arrive.\r\n\r\nAlice",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    extra_headers: str = "",
+) -> bytes:
+    lines = [
+        f"From: {sender}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        "Date: Tue, 24 Nov 2026 10:00:00 +0000",
+        f"Message-ID: <{message_id or f'{time.time_ns()}@customer.test'}>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: <{in_reply_to}>")
+    if references:
+        lines.append(f"References: {references}")
+    head = "\r\n".join(lines) + ("\r\n" + extra_headers.strip("\r\n") if extra_headers else "")
+    return (head + "\r\n\r\n" + body + "\r\n").encode()

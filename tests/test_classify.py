@@ -1,0 +1,327 @@
+"""classify: each annotation on a realistic mail, the Microsoft false positive, real corpora."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.intake.parse import parse_mail
+from gateway.models import (
+    AUTO_REPLY,
+    BOUNCE,
+    FORWARDING_CONFIRMATION,
+    MAILING_LIST,
+    NOREPLY,
+    OUT_OF_OFFICE,
+    OWN_MAIL,
+)
+from gateway.pipeline.classify import (
+    bounced_message_ids,
+    classify,
+    forwarding_confirmation_details,
+)
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+def crlf(text: str | bytes) -> bytes:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+
+
+def mail_of(
+    headers: str, body: str = "Hello,\n\nmy order 4711 has not arrived.\n\nJohn\n"
+) -> bytes:
+    return crlf(headers.rstrip("\n") + "\n\n" + body)
+
+
+CUSTOMER = """\
+From: John Doe <john.doe@customer.example>
+To: support@acme.example
+Subject: Order 4711 missing
+Date: Thu, 5 Sep 2024 09:00:00 +0200
+Message-ID: <CAF1234@mail.gmail.com>
+Content-Type: text/plain; charset=utf-8
+"""
+
+
+def test_normal_customer_mail_has_no_annotation() -> None:
+    mail = parse_mail(mail_of(CUSTOMER))
+    assert (
+        classify(
+            mail,
+            envelope_from="john.doe@customer.example",
+            own_domain="acme.example",
+            loop_id="gw1",
+        )
+        == frozenset()
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Auto-Submitted: auto-replied",
+        "Auto-Submitted: auto-generated",
+        "X-Autoreply: yes",
+        "X-Autorespond: Thanks",
+        "X-Auto-Response-Suppress: All",
+        "Precedence: bulk",
+        "Precedence: junk",
+        "X-Precedence: auto_reply",
+    ],
+)
+def test_auto_reply_headers(header: str) -> None:
+    mail = parse_mail(mail_of(CUSTOMER + header + "\n"))
+    assert AUTO_REPLY in classify(mail)
+
+
+def test_auto_submitted_no_is_not_auto_reply() -> None:
+    mail = parse_mail(mail_of(CUSTOMER + "Auto-Submitted: no\n"))
+    assert classify(mail) == frozenset()
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Out of Office: Order 4711 missing",
+        "Automatic reply: Order 4711 missing",
+        "Automatische Antwort: Order 4711 missing",
+        "Abwesenheitsnotiz: Order 4711 missing",
+        "Réponse automatique : Order 4711 missing",
+        "Respuesta automática: Order 4711 missing",
+        "Autosvar: Order 4711 missing",
+        "AW: Automatic reply: Order 4711",
+    ],
+)
+def test_out_of_office_subjects(subject: str) -> None:
+    raw = mail_of(CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}"))
+    annotations = classify(parse_mail(raw))
+    assert OUT_OF_OFFICE in annotations and AUTO_REPLY in annotations
+
+
+def test_weak_absence_subject_needs_auto_reply_headers() -> None:
+    plain = mail_of(CUSTOMER.replace("Order 4711 missing", "Absence of invoice in my account"))
+    assert classify(parse_mail(plain)) == frozenset()
+    auto = mail_of(
+        CUSTOMER.replace("Order 4711 missing", "Absence du bureau")
+        + "Auto-Submitted: auto-replied\n"
+    )
+    assert OUT_OF_OFFICE in classify(parse_mail(auto))
+
+
+def test_microsoft_rule_forward_is_not_auto_reply() -> None:
+    raw = mail_of(
+        """\
+From: Maria Schulz <maria.schulz@contoso.example>
+To: support@acme.example
+Subject: FW: Order 4711 missing
+Message-ID: <AM9PR04MB8000@AM9PR04MB8000.eurprd04.prod.outlook.com>
+Auto-Submitted: auto-generated
+X-MS-Exchange-Inbox-Rules-Loop: maria.schulz@contoso.example
+X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent
+Content-Type: text/plain; charset=utf-8
+""",
+        "________________________________\nFrom: John Doe <john.doe@customer.example>\n"
+        "Sent: Thursday, September 5, 2024 9:00 AM\nSubject: Order 4711 missing\n\n"
+        "my order has not arrived\n",
+    )
+    mail = parse_mail(raw)
+    assert classify(mail, envelope_from="maria.schulz@contoso.example") == frozenset()
+    # while the same hop forwarding an out-of-office reply is still judged by that original
+    ooo = raw.replace(b"Subject: FW: Order", b"Subject: FW: Automatic reply: Order")
+    assert OUT_OF_OFFICE in classify(parse_mail(ooo))
+
+
+BOUNCE_DSN = """\
+Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>
+To: support@acme.example
+Subject: Undelivered Mail Returned to Sender
+Message-Id: <20240905070002.9C1@mx.acme.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="9C1.1725519602/mx"
+
+--9C1.1725519602/mx
+Content-Type: text/plain; charset=us-ascii
+
+I'm sorry to have to inform you that your message could not be delivered.
+
+--9C1.1725519602/mx
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.acme.example
+
+Final-Recipient: rfc822; john.doe@customer.example
+Action: failed
+Status: 5.1.1
+
+--9C1.1725519602/mx
+Content-Type: text/rfc822-headers
+
+From: ACME Support <support@acme.example>
+To: john.doe@customer.example
+Subject: Re: Order 4711 missing
+Message-ID: <gw.42.abcdef@acme.example>
+
+--9C1.1725519602/mx--
+"""
+
+
+def test_bounce_with_original_message_id() -> None:
+    raw = crlf(BOUNCE_DSN)
+    mail = parse_mail(raw)
+    annotations = classify(mail, envelope_from="")
+    assert BOUNCE in annotations
+    assert bounced_message_ids(mail, raw) == ["gw.42.abcdef@acme.example"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject"),
+    [
+        ("X-Failed-Recipients: john@customer.example\n", "Order"),
+        ("", "Delivery Status Notification (Failure)"),
+        ("", "Mail delivery failed: returning message to sender"),
+        ("", "Undeliverable: Order 4711"),
+    ],
+)
+def test_bounce_headers_and_subjects(extra: str, subject: str) -> None:
+    headers = CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}") + extra
+    assert BOUNCE in classify(parse_mail(mail_of(headers)))
+
+
+def test_null_envelope_sender_is_bounce_but_unknown_is_not() -> None:
+    mail = parse_mail(mail_of(CUSTOMER))
+    assert BOUNCE in classify(mail, envelope_from="")
+    assert BOUNCE in classify(mail, envelope_from="<>")
+    assert BOUNCE not in classify(mail)  # envelope unknown
+
+
+def test_mailing_list_and_own_group_list() -> None:
+    listed = mail_of(
+        CUSTOMER
+        + "List-Id: Product news <news.shop.example>\n"
+        + "List-Unsubscribe: <mailto:unsub@shop.example>\n"
+    )
+    assert MAILING_LIST in classify(parse_mail(listed), own_domain="acme.example")
+    group = mail_of(CUSTOMER + "List-Id: <support.acme.example>\n")
+    assert MAILING_LIST not in classify(parse_mail(group), own_domain="acme.example")
+
+
+def test_own_mail_by_message_id_and_loop() -> None:
+    own = mail_of(CUSTOMER.replace("<CAF1234@mail.gmail.com>", "<gw.1.x@Acme.Example>"))
+    assert OWN_MAIL in classify(parse_mail(own), own_domain="acme.example")
+    loop = mail_of(CUSTOMER + "X-Loop: gateway-7f3a\n")
+    assert OWN_MAIL in classify(parse_mail(loop), loop_id="gateway-7f3a")
+    assert OWN_MAIL not in classify(parse_mail(loop), loop_id="other", own_domain="acme.example")
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "noreply@shop.example",
+        "no-reply@shop.example",
+        "do-not-reply@shop.example",
+        "DoNotReply@shop.example",
+        "orders-noreply@shop.example",
+    ],
+)
+def test_noreply_senders(sender: str) -> None:
+    raw = mail_of(CUSTOMER.replace("john.doe@customer.example", sender))
+    assert NOREPLY in classify(parse_mail(raw))
+
+
+def test_noreply_lookalike_is_not_noreply() -> None:
+    raw = mail_of(CUSTOMER.replace("john.doe@customer.example", "noreen.replyson@customer.example"))
+    assert NOREPLY not in classify(parse_mail(raw))
+
+
+GMAIL_CONFIRMATION = """\
+From: Gmail Team <forwarding-noreply@google.com>
+To: support@acme.example
+Subject: (#612345987) Gmail Forwarding Confirmation - Receive Mail from helpdesk.acme@gmail.com
+Message-ID: <0000000000001a2b3c@google.com>
+Content-Type: text/plain; charset="UTF-8"
+"""
+GMAIL_CONFIRMATION_BODY = """\
+helpdesk.acme@gmail.com has requested to automatically forward mail to your email
+address support@acme.example.
+Confirmation code: 612345987
+
+To allow helpdesk.acme@gmail.com to automatically forward mail to your address,
+please click the link below to confirm the request:
+
+https://mail-settings.google.com/mail/vf-%5BANGjdJ8abc%5D-0xYz12
+
+If you click the link and it appears to be broken, please copy and paste it
+into a new browser window.
+"""
+
+
+def test_forwarding_confirmation_code_and_link() -> None:
+    mail = parse_mail(mail_of(GMAIL_CONFIRMATION, GMAIL_CONFIRMATION_BODY))
+    annotations = classify(mail)
+    assert FORWARDING_CONFIRMATION in annotations and NOREPLY in annotations
+    assert forwarding_confirmation_details(mail) == {
+        "provider": "gmail",
+        "code": "612345987",
+        "link": "https://mail-settings.google.com/mail/vf-%5BANGjdJ8abc%5D-0xYz12",
+    }
+    assert forwarding_confirmation_details(parse_mail(mail_of(CUSTOMER))) is None
+
+
+def test_outlook_forwarding_verification() -> None:
+    raw = mail_of(
+        """\
+From: Microsoft Outlook <no-reply@outlook.com>
+To: support@acme.example
+Subject: Verify your email address for forwarding
+Content-Type: text/plain
+""",
+        "Use this verification code: 4827-1190\nOr open https://outlook.live.com/verify?t=abc\n",
+    )
+    mail = parse_mail(raw)
+    assert FORWARDING_CONFIRMATION in classify(mail)
+    details = forwarding_confirmation_details(mail)
+    assert details == {
+        "provider": "microsoft",
+        "code": "4827-1190",
+        "link": "https://outlook.live.com/verify?t=abc",
+    }
+
+
+def _corpus(*parts: str) -> Path:
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared corpora not present at {path}")
+    return path
+
+
+def test_flanker_real_bounces_are_bounces() -> None:
+    folder = _corpus("flanker", "tests", "fixtures", "messages", "bounce")
+    files = sorted(folder.glob("*.eml"))
+    assert len(files) == 9
+    for path in files:
+        mail = parse_mail(crlf(path.read_bytes()))
+        assert BOUNCE in classify(mail), path.name
+    office = folder / "office365.eml"
+    raw = crlf(office.read_bytes())
+    ids = bounced_message_ids(parse_mail(raw), raw)
+    assert ids == ["20171013111011.20866.254C2F3A4D7AA526@ninomail.com"]
+
+
+@pytest.mark.parametrize("name", ["auto_reply.eml", "auto_reply_with_auto_submitted.eml"])
+def test_chatwoot_auto_replies(name: str) -> None:
+    path = _corpus("chatwoot", "spec", "fixtures", "files", name)
+    mail = parse_mail(crlf(path.read_bytes()))
+    assert AUTO_REPLY in classify(mail)
+
+
+def test_chatwoot_bounces_and_plain_mail() -> None:
+    folder = _corpus("chatwoot", "spec", "fixtures", "files")
+    for name in ("bounced_gmail.eml", "bounced_with_no_from.eml"):
+        assert BOUNCE in classify(parse_mail(crlf((folder / name).read_bytes()))), name
+    plain = parse_mail(crlf((folder / "only_text.eml").read_bytes()))
+    assert classify(plain) == frozenset()

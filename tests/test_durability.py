@@ -1,0 +1,157 @@
+"""kill -9 the real daemon while clients are sending: every 250 is kept, exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, make_mail, write_config
+
+
+class Daemon:
+    """`mail-gateway serve` as a separate process, as systemd would run it."""
+
+    def __init__(self, config: Path, smtp_port: int, log: Path):
+        self.config, self.smtp_port, self.log = config, smtp_port, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--config", str(self.config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as s:
+                    s.noop()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.log.read_text()) from None
+                time.sleep(0.1)
+        raise RuntimeError("daemon did not start: " + self.log.read_text())
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    smtp_port, http_port = free_port(), free_port()
+    config = write_config(
+        tmp_path,
+        **{
+            '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
+            '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
+            "max_sessions = 50": "max_sessions = 100",
+        },
+    )
+    d = Daemon(config, smtp_port, tmp_path / "daemon.log")
+    yield d
+    if d.proc and d.proc.poll() is None:
+        d.kill9()
+
+
+def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(tmp_path / "state" / "gateway.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def wait_all_processed(tmp_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db_rows(tmp_path, "SELECT COUNT(*) FROM raw_mails WHERE state = 'pending'")[0][0] == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("mails still pending after restart")
+
+
+def test_sigkill_during_intake_loses_nothing_and_duplicates_nothing(daemon, tmp_path):
+    daemon.start()
+    acked: list[str] = []
+    unacked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        for i in range(200):
+            if stop.is_set():
+                return
+            mid = f"c{n}-{i}@customer.test"
+            try:
+                with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=5) as s:
+                    s.sendmail(
+                        "a@customer.test", ["support@example.com"], make_mail(message_id=mid)
+                    )
+                with lock:
+                    acked.append(mid)
+            except (OSError, smtplib.SMTPException):
+                with lock:
+                    unacked.append(mid)
+                return
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    while len(acked) < 150:
+        time.sleep(0.005)
+    daemon.kill9()  # right after a stream of 250s, with sessions in flight
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 150
+
+    daemon.start()
+    # the clients that saw no 250 send again, as a real MTA would
+    for mid in unacked:
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=5) as s:
+            s.sendmail("a@customer.test", ["support@example.com"], make_mail(message_id=mid))
+    wait_all_processed(tmp_path)
+    assert daemon.stop() == 0
+
+    counts = dict(db_rows(tmp_path, "SELECT message_id, COUNT(*) FROM raw_mails GROUP BY 1"))
+    missing = [m for m in acked if m not in counts]
+    assert not missing, f"{len(missing)} acknowledged mails lost"
+    assert all(n == 1 for n in counts.values()), "a mail was stored twice"
+    assert set(counts) == set(acked) | set(unacked)
+    per_msg = db_rows(
+        tmp_path, "SELECT message_id, COUNT(*) FROM messages GROUP BY 1 HAVING COUNT(*) > 1"
+    )
+    assert per_msg == []
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM messages")[0][0] == len(counts)
+
+
+def test_sigkill_during_processing_resumes(daemon, tmp_path):
+    daemon.start()
+    mids = [f"p{i}@customer.test" for i in range(60)]
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=5) as s:
+        for mid in mids:
+            s.sendmail("a@customer.test", ["support@example.com"], make_mail(message_id=mid))
+    daemon.kill9()  # jobs queued or half-run, leases held by a dead process
+    daemon.start()
+    wait_all_processed(tmp_path, timeout=60)
+    assert daemon.stop() == 0
+    rows = db_rows(tmp_path, "SELECT message_id, COUNT(*) FROM messages GROUP BY 1")
+    assert sorted(r[0] for r in rows) == sorted(mids)
+    assert all(r[1] == 1 for r in rows)

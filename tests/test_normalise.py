@@ -1,0 +1,66 @@
+"""Line-ending normalisation and the intake key (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.intake.normalise import header_block_size, intake_key, normalise
+from gateway.intake.routing import Routes
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # a CRLF mail: bare LF/CR in the header block fold into the header, never split it
+        (
+            b"A: 1\r\nSubject: x\nBcc: y\r\n\r\nbody\r\n",
+            b"A: 1\r\nSubject: x Bcc: y\r\n\r\nbody\r\n",
+        ),
+        (b"A: 1\r\nSubject: x\rBcc: y\r\n\r\nb\r\n", b"A: 1\r\nSubject: x Bcc: y\r\n\r\nb\r\n"),
+        # ... and in the body become line ends
+        (
+            b"A: 1\r\nB: 2\r\n\r\none\ntwo\rthree\r\n",
+            b"A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\nthree\r\n",
+        ),
+        # an LF-only mail (a file, a broken client) is converted as it is
+        (b"A: 1\nB: 2\n\nbody\n", b"A: 1\r\nB: 2\r\n\r\nbody\r\n"),
+        # an LF mail with one CRLF header prepended by a relay is still an LF mail
+        (
+            b"Received: x\r\nA: 1\nB: 2\nC: 3\n\nbody\n",
+            b"Received: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n",
+        ),
+        # NUL bytes are removed
+        (b"A: 1\x00\r\n\r\nb\x00ody\r\n", b"A: 1\r\n\r\nbody\r\n"),
+    ],
+)
+def test_normalise(raw: bytes, expected: bytes):
+    assert normalise(raw) == expected
+
+
+def test_intake_key_uses_message_id_or_derives_one():
+    mid, digest = intake_key(b"Message-ID: <abc@x.test>\r\nSubject: s\r\n\r\nbody\r\n")
+    assert mid == "abc@x.test" and len(digest) == 64
+    mid1, d1 = intake_key(b"Subject: s\r\n\r\nbody\r\n")
+    mid2, d2 = intake_key(b"Subject: s\r\n\r\nbody\r\n")
+    assert mid1 == mid2 and mid1.endswith("@derived.invalid") and d1 == d2
+    assert intake_key(b"Subject: s\r\n\r\nother\r\n")[0] != mid1
+    # a Message-ID folded onto the next line is still found
+    assert intake_key(b"Message-ID:\r\n <folded@x.test>\r\n\r\nb\r\n")[0] == "folded@x.test"
+    # but one in the body is not a header
+    assert intake_key(b"Subject: s\r\n\r\nMessage-ID: <body@x.test>\r\n")[0] != "body@x.test"
+
+
+def test_header_block_size():
+    assert header_block_size(b"A: 1\r\nB: 2\r\n\r\nbody") == len(b"A: 1\r\nB: 2")
+    assert header_block_size(b"A: 1\r\nB: 2") == len(b"A: 1\r\nB: 2")
+
+
+def test_routes():
+    r = Routes(frozenset({"support@example.com"}), frozenset({"help.example.org"}))
+    assert r.mailbox_for("Support@Example.com") == "support@example.com"
+    assert r.mailbox_for("support+abcdefghij@example.com") == "support@example.com"
+    assert r.mailbox_for("x@help.example.org") == "x@help.example.org"
+    assert r.mailbox_for("support@example.com.evil.test") is None
+    assert r.mailbox_for("other@example.com") is None
+    assert r.mailbox_for("support@example.com\r\nRCPT TO:<x@y>") is None
+    assert r.mailbox_for("") is None
