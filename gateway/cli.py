@@ -220,6 +220,16 @@ def quarantine_retry(ctx: Context, quarantine_id: int) -> None:
     click.echo(f"quarantine {quarantine_id}: queued again as job {job_id}")
 
 
+def _register_optional() -> None:
+    """Commands that live in their own modules."""
+    from gateway.cli_sandbox import sandbox_command
+
+    cli.add_command(sandbox_command)
+
+
+_register_optional()
+
+
 def main() -> None:
     cli(prog_name="mail-gateway")
 

@@ -1,0 +1,84 @@
+"""``mail-gateway sandbox``: run the HubSpot sandbox alone until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import click
+
+from .sandbox import start_sandbox
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8099")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _serve(host: str, port: int, db: Path | None, options: dict[str, object]) -> None:
+    server = await start_sandbox(host, port, db, **options)
+    info = server.info()
+    click.echo(f"HubSpot sandbox: {server.url}")
+    click.echo(f"Rep console:     {info['consoleUrl']}")
+    click.echo(json.dumps({k: v for k, v in info.items() if k != "scopes"}, indent=2))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+        click.echo("sandbox stopped")
+
+
+@click.command("sandbox")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8099",
+    show_default=True,
+    help="HOST:PORT to serve on (port 0 picks a free port).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps the sandbox state across restarts.",
+)
+@click.option(
+    "--webhook-target",
+    default=None,
+    help="URL that receives the app's conversation.* webhook events.",
+)
+@click.option(
+    "--burst-limit",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Requests per rolling 10 seconds before a 429.",
+)
+@click.option(
+    "--public-url", default=None, help="Base URL clients use to reach the sandbox (behind a proxy)."
+)
+def sandbox_command(
+    listen: str,
+    db: Path | None,
+    webhook_target: str | None,
+    burst_limit: int,
+    public_url: str | None,
+) -> None:
+    """Run a local stand-in for HubSpot (CRM, inbox, custom channels, rep console)."""
+    host, port = _listen(listen)
+    options: dict[str, object] = {
+        "burst_limit": burst_limit,
+        "public_url": public_url,
+        "webhook_target_url": webhook_target,
+    }
+    try:
+        asyncio.run(_serve(host, port, db, options))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc}") from exc

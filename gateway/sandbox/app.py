@@ -1,0 +1,234 @@
+"""Assembling the sandbox: routes, the middleware chain, and embedding with AppRunner.
+
+Middleware order matters and mirrors what a client sees from HubSpot: the request log wraps
+everything (so tests see faults and 429s too), then injected faults (they hit before auth, like
+an edge failure), then authentication, then rate limits, then the handler; the state is written
+to SQLite after each call that changed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import admin, channels, console, conversations, crm, files, oauth
+from .errors import ApiError, correlation_id, json_response
+from .faults import ConnectionResetFault, FaultInjector, reset_connection
+from .keys import FAULTS, LIMITER, STATE, WEBHOOKS
+from .limits import Limits, RateLimiter
+from .state import SandboxOptions, SandboxState, iso
+from .webhooks import WebhookDispatcher
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNMETERED = ("/_sandbox/", "/console", "/oauth/")
+MAX_LOGGED_BODY = 20_000
+
+
+def _is_api(path: str) -> bool:
+    return not path.startswith(UNMETERED)
+
+
+async def _logged_body(request: web.Request) -> Any:
+    if request.content_type.startswith("multipart/"):
+        return "<multipart>"
+    raw = await request.text()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw[:MAX_LOGGED_BODY]
+
+
+@web.middleware
+async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every API call (method, path, query, status, time, body) for the admin API."""
+    if not _is_api(request.path) and not request.path.startswith("/oauth/"):
+        return await handler(request)
+    entry: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "time": iso(),
+        "body": await _logged_body(request),
+        "status": None,
+        "fault": None,
+    }
+    request.app[STATE].requests.append(entry)
+    started = time.monotonic()
+    try:
+        response = await handler(request)
+        entry["status"] = response.status
+        return response
+    except ConnectionResetFault:
+        entry["fault"] = "reset"
+        raise
+    finally:
+        entry["durationMs"] = int((time.monotonic() - started) * 1000)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render ApiError and aiohttp's own 404/405 with HubSpot's error body."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400 or not _is_api(request.path):
+            raise
+        category = "OBJECT_NOT_FOUND" if exc.status == 404 else "VALIDATION_ERROR"
+        return json_response(
+            {
+                "status": "error",
+                "message": exc.reason,
+                "correlationId": correlation_id(),
+                "category": category,
+            },
+            status=exc.status,
+        )
+    except (ConnectionResetFault, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("sandbox handler failed on %s %s", request.method, request.path)
+        return ApiError(500, "internal error", "INTERNAL_ERROR").response()
+
+
+@web.middleware
+async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _is_api(request.path):
+        rule = request.app[FAULTS].pick(request.method, request.path)
+        if rule is not None:
+            await request.app[FAULTS].apply(rule, request)
+    return await handler(request)
+
+
+@web.middleware
+async def auth_and_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    if not _is_api(request.path):
+        return await handler(request)
+    request[oauth.PRINCIPAL] = oauth.authenticate(request, state)
+    search = request.method == "POST" and request.path.endswith("/search")
+    headers = request.app[LIMITER].check(str(state.data["app"]["appId"]), search=search)
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        exc.headers = {**headers, **exc.headers}
+        raise
+    response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def persist(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    finally:
+        request.app[STATE].flush()
+
+
+async def _reset_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConnectionResetFault:
+        reset_connection(request)
+        # The socket is gone; this response is never written.
+        return web.Response(status=500)
+
+
+@web.middleware
+async def connection_reset(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await _reset_guard(request, handler)
+
+
+def build_app(state: SandboxState, closing: asyncio.Event | None = None) -> web.Application:
+    """The aiohttp application over a given state (use start_sandbox to also serve it)."""
+    app = web.Application(
+        middlewares=[
+            connection_reset,
+            request_log,
+            errors,
+            faults,
+            auth_and_limits,
+            persist,
+        ]
+    )
+    opts = state.options
+    app[STATE] = state
+    app[LIMITER] = RateLimiter(
+        Limits(opts.burst_limit, opts.burst_interval_ms, opts.search_per_second, opts.daily_limit)
+    )
+    app[FAULTS] = FaultInjector(closing or asyncio.Event(), opts.hang_seconds)
+    for spec in opts.faults:
+        app[FAULTS].add(spec)
+    app[WEBHOOKS] = WebhookDispatcher(state)
+
+    async def close_webhooks(app: web.Application) -> None:
+        await app[WEBHOOKS].close()
+
+    app.on_cleanup.append(close_webhooks)
+    for module in (oauth, crm, conversations, channels, files, admin, console):
+        module.setup_routes(app)
+    return app
+
+
+@dataclass
+class SandboxServer:
+    """A running sandbox: its URL, app and state, and how to stop it."""
+
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+    closing: asyncio.Event
+
+    @property
+    def state(self) -> SandboxState:
+        return self.app[STATE]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def info(self) -> dict[str, Any]:
+        """Provisioned ids and demo credentials (the same as GET /_sandbox/info)."""
+        return self.state.info(self.url)
+
+    async def close(self) -> None:
+        self.closing.set()
+        await self.runner.cleanup()
+        self.state.close()
+
+
+async def start_sandbox(
+    host: str, port: int, db_path: Path | None = None, **options: Any
+) -> SandboxServer:
+    """Serve the sandbox on host:port (0 picks a free port; ``url`` reports the real one).
+
+    ``options`` are the fields of SandboxOptions (burst_limit, webhook_target_url,
+    webhook_retry_scale, faults, ...).
+    """
+    state = SandboxState(SandboxOptions(**options), db_path)
+    closing = asyncio.Event()
+    app = build_app(state, closing)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    real_port = runner.addresses[0][1] if runner.addresses else port
+    shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    url = f"http://{shown_host}:{real_port}"
+    log.info("HubSpot sandbox listening on %s", url)
+    return SandboxServer(url=url, app=app, runner=runner, closing=closing)

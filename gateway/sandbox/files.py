@@ -1,0 +1,149 @@
+"""The Files API, enough for message attachments in both directions.
+
+Uploaded bytes are kept in the state (base64) and served at a public URL, as HubSpot serves
+PUBLIC files from its CDN; sandbox attachments are small.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .errors import bad_request, json_response, not_found
+from .keys import STATE
+from .oauth import require
+from .state import SandboxState, iso
+
+
+def _public_base(request: web.Request) -> str:
+    state = request.app[STATE]
+    return state.options.public_url or f"{request.scheme}://{request.host}"
+
+
+def file_view(record: dict[str, Any], base: str) -> dict[str, Any]:
+    view = {k: v for k, v in record.items() if not k.startswith("_")}
+    view["url"] = f"{base}/_sandbox/files/{record['id']}/{record['name']}.{record['extension']}"
+    return view
+
+
+def file_attachment(state: SandboxState, file_id: str, base: str) -> dict[str, Any]:
+    """A message attachment as the inbox shows it; unknown ids are rejected like HubSpot."""
+    record = state.data["files"].get(file_id)
+    if record is None:
+        raise bad_request(f"File {file_id} does not exist")
+    view = file_view(record, base)
+    return {
+        "type": "FILE",
+        "fileId": file_id,
+        "name": f"{record['name']}.{record['extension']}",
+        "url": view["url"],
+        "fileUsageType": "STANDARD",
+        "size": record["size"],
+        "mimeType": record["_mime"],
+    }
+
+
+async def upload_handler(request: web.Request) -> web.Response:
+    require(request, "files")
+    state = request.app[STATE]
+    if not request.content_type.startswith("multipart/"):
+        raise bad_request("Files must be uploaded as multipart/form-data")
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    content: bytes | None = None
+    filename = "file"
+    mime = "application/octet-stream"
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
+            continue
+        if part.name == "file":
+            filename = part.filename or filename
+            mime = part.headers.get("Content-Type", mime)
+            content = bytes(await part.read())
+        else:
+            fields[part.name] = await part.text()
+    if content is None:
+        raise bad_request("a `file` part is required")
+    options = json.loads(fields.get("options") or "{}")
+    if not options.get("access"):
+        raise bad_request("options.access is required (e.g. PRIVATE or PUBLIC_NOT_INDEXABLE)")
+    name = fields.get("fileName") or filename
+    stem, _, ext = name.rpartition(".") if "." in name else (name, "", "")
+    if not ext:
+        ext = (mimetypes.guess_extension(mime) or ".bin").lstrip(".")
+    fid = state.next_id("file")
+    ts = iso()
+    record = {
+        "id": fid,
+        "name": stem or name,
+        "extension": ext,
+        "type": _file_type(mime),
+        "size": len(content),
+        "access": options["access"],
+        "archived": False,
+        "path": f"{fields.get('folderPath', '/').rstrip('/')}/{name}",
+        "parentFolderId": None,
+        "createdAt": ts,
+        "updatedAt": ts,
+        "encoding": None,
+        "_mime": mime,
+        "_data": base64.b64encode(content).decode(),
+    }
+    state.data["files"][fid] = record
+    state.mark_dirty()
+    return json_response(file_view(record, _public_base(request)), status=201)
+
+
+def _file_type(mime: str) -> str:
+    major = mime.split("/")[0]
+    return {"image": "IMG", "video": "MOVIE", "audio": "AUDIO", "text": "DOCUMENT"}.get(
+        major, "OTHER"
+    )
+
+
+def _record(request: web.Request) -> dict[str, Any]:
+    record = request.app[STATE].data["files"].get(request.match_info["file_id"])
+    if record is None or record["archived"]:
+        raise not_found(f"File {request.match_info['file_id']} not found")
+    return record
+
+
+async def get_handler(request: web.Request) -> web.Response:
+    require(request, "files")
+    return json_response(file_view(_record(request), _public_base(request)))
+
+
+async def signed_url_handler(request: web.Request) -> web.Response:
+    require(request, "files")
+    record = _record(request)
+    view = file_view(record, _public_base(request))
+    return json_response(
+        {
+            "url": view["url"],
+            "expiresAt": iso(),
+            "name": record["name"],
+            "extension": record["extension"],
+            "type": record["type"],
+            "size": record["size"],
+        }
+    )
+
+
+async def download_handler(request: web.Request) -> web.Response:
+    """The public file URL (no auth, like HubSpot's CDN links)."""
+    record = _record(request)
+    mime = record["_mime"].split(";")[0]
+    return web.Response(body=base64.b64decode(record["_data"]), content_type=mime)
+
+
+def setup_routes(app: web.Application) -> None:
+    for base in ("/files/v3/files", r"/files/{version:\d{4}-\d{2}}/files"):
+        app.router.add_post(base, upload_handler)
+        app.router.add_get(base + "/{file_id}", get_handler)
+        app.router.add_get(base + "/{file_id}/signed-url", signed_url_handler)
+    app.router.add_get("/_sandbox/files/{file_id}/{name}", download_handler)

@@ -1,0 +1,98 @@
+"""The rep console in headless Chromium: reply and comment on a thread, see both, close it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import sandbox_fixtures
+from sandbox_fixtures import Receiver, SandboxHandle, publish, setup_channel
+
+# pytest fixtures shared with the other sandbox test modules
+loop_thread = sandbox_fixtures.loop_thread
+receiver = sandbox_fixtures.receiver
+sandbox = sandbox_fixtures.sandbox
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")
+
+
+def test_console_reply_and_comment(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ids = setup_channel(sandbox, webhook_url=receiver.url + "/channel")
+    thread_id = publish(sandbox, ids, "Where is my parcel?").json()["conversationsThreadId"]
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(sandbox.url + "/console/")
+            page.click(f"li.thread[data-thread-id='{thread_id}']")
+            expect(page.locator("#messages li")).to_have_count(1)
+            page.fill("#reply-text", "It ships tomorrow.")
+            page.click("#send-reply")
+            expect(page.locator("#messages li")).to_have_count(2)
+            page.fill("#comment-text", "Customer asked twice already")
+            page.click("#add-comment")
+            expect(page.locator("#messages li")).to_have_count(3)
+
+            kinds = page.locator("#messages li").evaluate_all(
+                "items => items.map(i => [i.dataset.kind, i.querySelector('.text').textContent])"
+            )
+            assert kinds == [
+                ["INCOMING", "Where is my parcel?"],
+                ["OUTGOING", "It ships tomorrow."],
+                ["COMMENT", "Customer asked twice already"],
+            ]
+            expect(page.locator("li.message.OUTGOING .status")).to_have_text("delivery: pending")
+
+            page.click("#close-thread")
+            expect(page.locator("#thread-status")).to_have_text("CLOSED")
+        finally:
+            browser.close()
+
+    calls = receiver.wait_for(lambda c: len(c) >= 1)
+    assert len(calls) == 1
+    assert json.loads(calls[0]["body"])["message"]["text"] == "It ships tomorrow."
+    with sandbox.client() as api:
+        thread = api.get(f"/conversations/v3/conversations/threads/{thread_id}").json()
+    assert thread["status"] == "CLOSED"
+
+
+def test_console_closes_ticket(sandbox: SandboxHandle) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    stage = sandbox.info["ticketPipelines"][0]["stages"][0]["id"]
+    with sandbox.client() as api:
+        ticket = api.post(
+            "/crm/v3/objects/tickets",
+            json={"properties": {"subject": "Broken widget", "hs_pipeline_stage": stage}},
+        ).json()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(sandbox.url + "/console/")
+            row = page.locator(f"li.ticket[data-ticket-id='{ticket['id']}']")
+            expect(row).to_contain_text("New")
+            row.locator("button.close-ticket").click()
+            expect(row).to_contain_text("Closed")
+        finally:
+            browser.close()
+    with sandbox.client() as api:
+        read = api.get(f"/crm/v3/objects/tickets/{ticket['id']}").json()
+    closed = sandbox.info["ticketPipelines"][0]["stages"][-1]["id"]
+    assert read["properties"]["hs_pipeline_stage"] == closed
