@@ -1,0 +1,1 @@
+"""Outgoing mail: composition (pure), signatures, rendering, and delivery through the relay."""
