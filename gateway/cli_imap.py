@@ -1,0 +1,59 @@
+"""`mail-gateway imap status`: IMAP folders and forwarding confirmations, nothing cut short.
+
+`mail-gateway status` shows the same data under its `imap` and `forwarding_confirmations`
+keys, but its text form shortens long values; an admin finishing a forwarding set-up needs the
+whole confirmation link, so this command prints it in full.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from gateway.cli_output import emit_json, emit_table, output_options
+from gateway.errors import ConfigError
+from gateway.store import imap_state
+
+
+@click.group("imap")
+def imap_command() -> None:
+    """IMAP intake: folder progress and forwarding confirmations."""
+
+
+@imap_command.command("status")
+@output_options
+@click.pass_obj
+def imap_status(ctx: Any, as_json: bool) -> None:
+    """Each folder's state and progress; forwarding confirmations with code and full link."""
+    try:
+        db = ctx.db()
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"error: {line}", err=True)
+        raise SystemExit(2) from None
+    folders = imap_state.imap_status(db)
+    confirmations = imap_state.forwarding_confirmations(db)
+    if as_json:
+        emit_json({"imap": folders, "forwarding_confirmations": confirmations})
+        return
+    rows = [
+        {
+            "folder": name,
+            **{k: v for k, v in f.items() if k != "skipped"},
+            "skipped": len(f["skipped"]),
+        }
+        for name, f in folders.items()
+    ]
+    emit_table(
+        rows,
+        ["folder", "state", "done", "total", "last_uid", "skipped", "error"],
+        "no IMAP folders read yet",
+    )
+    for c in confirmations:
+        click.echo()
+        click.echo(
+            f"forwarding confirmation for {c['mailbox']} ({c['provider']}, {c['received_at']})"
+        )
+        click.echo(f"  code: {c['code'] or '-'}")
+        click.echo(f"  link: {c['link'] or '-'}")

@@ -1,0 +1,191 @@
+"""Connecting to an IMAP server with aioimaplib, and reading its answers.
+
+Why a layer over aioimaplib: it has no STARTTLS, some of its calls have no timeout (`idle_start`
+hangs when the server closes), and it hands FETCH results back as raw lines. Every call here
+runs under `asyncio.timeout`, TLS is never given up silently, and FETCH answers become
+`Fetched` records. Passwords never reach a log line (aioimaplib scrubs LOGIN in its own debug
+log as well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import aioimaplib
+
+from gateway.config import ImapAccount
+
+T = TypeVar("T")
+
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_FETCH_START = re.compile(rb"^\d+ FETCH \(")
+_LITERAL = re.compile(rb"\{(\d+)\}$")
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_HEADER_MID = re.compile(rb"^message-id:[ \t]*(?:\r\n[ \t]+)?<([^<>\s]{1,250})>", re.I | re.M)
+
+
+class ImapError(ConnectionError):
+    """The server refused something or broke the protocol: reconnect after a pause."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    uid: int
+    size: int
+    data: bytes  # the literal: the Message-ID header field, or the whole mail
+
+    @property
+    def message_id(self) -> str:
+        m = _HEADER_MID.search(self.data)
+        return m.group(1).decode("ascii", "replace") if m else ""
+
+
+async def call(aw: Awaitable[T], seconds: float) -> T:
+    """Await one IMAP exchange with a deadline: a silent server must not hang the poller."""
+    async with asyncio.timeout(seconds):
+        return await aw
+
+
+def ok(resp: aioimaplib.Response, what: str) -> aioimaplib.Response:
+    if resp.result != "OK":
+        text = b" ".join(x for x in resp.lines if isinstance(x, bytes))[:200]
+        raise ImapError(f"{what}: {resp.result} {text.decode('utf-8', 'replace')}")
+    return resp
+
+
+def quote(name: str) -> str:
+    """A folder name as an IMAP quoted string."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tls_context(account: ImapAccount) -> ssl.SSLContext:
+    cafile = str(account.ca_file) if account.ca_file else None
+    return ssl.create_default_context(cafile=cafile)
+
+
+async def connect(account: ImapAccount, lost: asyncio.Event) -> aioimaplib.IMAP4:
+    """Connect, secure the line as configured, and log in; `lost` is set when it drops."""
+    t = account.timeout
+    ctx = tls_context(account) if account.tls == "implicit" else None
+    client = aioimaplib.IMAP4(
+        account.host,
+        account.real_port,
+        timeout=t,
+        conn_lost_cb=lambda _exc: lost.set(),
+        ssl_context=ctx,
+    )
+    try:
+        await call(client.wait_hello_from_server(), t)
+        if account.tls == "starttls":
+            await call(_starttls(client, account), t)
+        ok(await call(client.login(account.user, account.password), t), "LOGIN")
+        if not client.has_capability("IMAP4rev1") or not client.has_capability("IDLE"):
+            await call(client.protocol.capability(), t)  # some servers list them only on ask
+    except BaseException:
+        close(client)
+        raise
+    return client
+
+
+async def _starttls(client: aioimaplib.IMAP4, account: ImapAccount) -> None:
+    proto = client.protocol
+    if "STARTTLS" not in proto.capabilities:
+        await proto.capability()
+    if "STARTTLS" not in proto.capabilities:
+        raise ImapError(
+            f"{account.host}: server does not offer STARTTLS (tls = starttls); not logging in "
+            "in plaintext"
+        )
+    cmd = aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop)
+    ok(await proto.execute(cmd), "STARTTLS")
+    loop = asyncio.get_running_loop()
+    proto.transport = await loop.start_tls(
+        proto.transport, proto, tls_context(account), server_hostname=account.host
+    )
+    proto.capabilities = set()
+    await proto.capability()  # RFC 3501: capabilities seen before TLS are not to be trusted
+
+
+def close(client: aioimaplib.IMAP4) -> None:
+    """Drop the connection without a goodbye (used when it is already broken or on stop)."""
+    transport = client.protocol.transport if client.protocol else None
+    if transport is not None:
+        transport.close()
+    for task in list(getattr(client, "tasks", ())) + list(
+        getattr(client.protocol, "tasks", ()) or ()
+    ):
+        task.cancel()
+
+
+def uidvalidity(resp: aioimaplib.Response) -> int:
+    for line in resp.lines:
+        if isinstance(line, (bytes, bytearray)):
+            m = _UIDVALIDITY.search(bytes(line))
+            if m:
+                return int(m.group(1))
+    raise ImapError("SELECT: the server sent no UIDVALIDITY")
+
+
+def search_uids(resp: aioimaplib.Response) -> list[int]:
+    """UIDs of a (UID) SEARCH answer; aioimaplib strips the `* SEARCH` of the data line."""
+    uids: list[int] = []
+    for line in resp.lines[:-1]:  # the last line is the tagged "Search completed"
+        words = bytes(line).split()
+        if words and words[0] == b"SEARCH":
+            words = words[1:]
+        if all(w.isdigit() for w in words):
+            uids.extend(int(w) for w in words)
+    return sorted(set(uids))
+
+
+def parse_fetch(resp: aioimaplib.Response) -> list[Fetched]:
+    """FETCH answers as records: the text around a literal gives UID and size, the literal data.
+
+    aioimaplib returns a FETCH as lines with each literal as its own bytearray item after the
+    line that announced it with `{n}`; servers may put UID before or after the literal.
+    """
+    out: list[Fetched] = []
+    text, data, expecting = b"", b"", False
+    started = False
+
+    def flush() -> None:
+        uid, size = _UID.search(text), _SIZE.search(text)
+        if started and uid:
+            out.append(Fetched(int(uid.group(1)), int(size.group(1)) if size else -1, data))
+
+    for line in resp.lines:
+        if expecting:
+            data, expecting = bytes(line), False
+            continue
+        line = bytes(line)
+        if _FETCH_START.match(line):
+            flush()
+            text, data, started = line, b"", True
+        else:
+            text += b" " + line
+        expecting = bool(_LITERAL.search(line))
+    flush()
+    return out
+
+
+def uid_set(uids: list[int]) -> str:
+    """1,2,3,7 -> "1:3,7": short commands even for thousands of UIDs."""
+    parts: list[str] = []
+    start = prev = None
+    for u in sorted(uids):
+        if start is None:
+            start = prev = u
+        elif u == prev + 1:
+            prev = u
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = u
+    if start is not None:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
