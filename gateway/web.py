@@ -1,13 +1,39 @@
-"""The gateway's HTTP listener: health and readiness now; webhooks and metrics join it later."""
+"""The gateway's HTTP listener: HubSpot webhooks, the OAuth callback, health and status.
+
+Webhooks are verified (signature v3 against the public URL HubSpot called, 5-minute window,
+constant-time compare, bounded body), written durably, and answered 204 at once: HubSpot
+retries anything slower than 5 seconds, and the work happens in a job afterwards.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from aiohttp import web
 
+from gateway.hubspot.webhooks import BadWebhook, parse_events, verify_v3
 from gateway.store.db import Store
 from gateway.store.queries import status
+from gateway.store.replies import record_announced
 
-STORE: web.AppKey[Store] = web.AppKey("store", Store)
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BODY = 1 << 20
+
+
+@dataclass
+class WebState:
+    store: Store
+    webhook_secret: str = ""
+    public_url: str = ""
+    wake: Callable[[], None] = lambda: None
+    counters: Counter = field(default_factory=Counter)
+
+
+STATE: web.AppKey[WebState] = web.AppKey("state", WebState)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,7 +41,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    store = request.app[STORE]
+    store = request.app[STATE].store
     try:
         await store.write(lambda db: db.execute("SELECT 1").fetchone())
     except Exception as exc:  # not ready is an answer, not a crash
@@ -24,13 +50,60 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def status_view(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[STORE].read(status))
+    return web.json_response(await request.app[STATE].store.read(status))
 
 
-def create_app(store: Store) -> web.Application:
-    app = web.Application(client_max_size=1 << 20)
-    app[STORE] = store
+async def hubspot_webhook(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    source = "channel-webhook" if request.path.endswith("channel-webhook") else "app-webhook"
+    if request.content_length is not None and request.content_length > MAX_WEBHOOK_BODY:
+        st.counters["webhook_rejected"] += 1
+        return web.json_response({"error": "body too large"}, status=413)
+    body = await request.content.read(MAX_WEBHOOK_BODY + 1)
+    if len(body) > MAX_WEBHOOK_BODY:
+        st.counters["webhook_rejected"] += 1
+        return web.json_response({"error": "body too large"}, status=413)
+    try:
+        verify_v3(
+            secret=st.webhook_secret,
+            method=request.method,
+            uri=st.public_url.rstrip("/") + request.path_qs,
+            body=body,
+            signature=request.headers.get("X-HubSpot-Signature-v3"),
+            timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
+        )
+        announced = parse_events(body)
+    except BadWebhook as exc:
+        st.counters["webhook_rejected"] += 1
+        log.warning("webhook %s refused: %s", request.path, exc)
+        return web.json_response({"error": str(exc)}, status=401)
+
+    def record(db) -> int:
+        return sum(
+            record_announced(
+                db,
+                hubspot_message_id=a.hubspot_message_id,
+                thread_id=a.thread_id,
+                source=source,
+                message=a.message,
+            )
+            for a in announced
+            if a.message_type in ("", "MESSAGE")  # comments are never delivered: not even queued
+        )
+
+    new = await st.store.write(record)
+    st.counters["webhook_accepted"] += 1
+    if new:
+        st.wake()
+    return web.Response(status=204)
+
+
+def create_app(state: WebState) -> web.Application:
+    app = web.Application(client_max_size=MAX_WEBHOOK_BODY)
+    app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status_view)
+    app.router.add_post("/hubspot/channel-webhook", hubspot_webhook)
+    app.router.add_post("/hubspot/webhook", hubspot_webhook)
     return app

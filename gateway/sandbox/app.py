@@ -106,11 +106,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rule = None
     if _is_api(request.path):
         rule = request.app[FAULTS].pick(request.method, request.path)
         if rule is not None:
             await request.app[FAULTS].apply(rule, request)
-    return await handler(request)
+    response = await handler(request)
+    if rule is not None and rule.action == "lose_response":
+        raise ConnectionResetFault()
+    return response
 
 
 @web.middleware

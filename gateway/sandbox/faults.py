@@ -21,7 +21,9 @@ from aiohttp import web
 
 from .errors import ApiError, bad_request, rate_limited
 
-ACTIONS = ("status", "latency", "hang", "reset")
+# lose_response: the call is carried out, then the connection drops before the answer, the
+# case that makes a client wonder whether its create happened (idempotency tests need it).
+ACTIONS = ("status", "latency", "hang", "reset", "lose_response")
 STATUSES = (429, 500, 502, 503)
 _ids = itertools.count(1)
 
@@ -117,7 +119,7 @@ class FaultInjector:
         """Carry out the fault. Returns normally only for latency (the call then proceeds)."""
         if rule.latency_ms:
             await asyncio.sleep(rule.latency_ms / 1000)
-        if rule.action == "latency":
+        if rule.action in ("latency", "lose_response"):
             return
         if rule.action == "status":
             raise _status_error(rule)

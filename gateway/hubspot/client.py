@@ -1,0 +1,286 @@
+"""One aiohttp session to HubSpot that keeps within HubSpot's limits by itself.
+
+Why pacing on our side: a 429 costs a round trip and, for the burst limit, a wait of up to
+ten seconds; a rolling window of our own keeps the gateway just under the limit, learns the
+real limit from `X-HubSpot-RateLimit-*` headers, and keeps search at its separate 5/s.
+Retries: safe calls (GET, PUT, PATCH, DELETE, searches, and POSTs the caller marks idempotent)
+are retried here on 5xx, timeouts and resets with backoff and jitter. Other POSTs are not:
+the caller's step logic knows how to find out whether the first try happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from gateway.hubspot.errors import (
+    DailyLimitReached,
+    HubSpotAuthError,
+    HubSpotError,
+    HubSpotTransientError,
+    RateLimited,
+)
+
+log = logging.getLogger(__name__)
+
+TokenSource = Callable[[bool], Awaitable[str]]  # (force_refresh) -> access token
+
+
+class RollingWindow:
+    """At most `limit` calls in any `interval` seconds, shared by every caller."""
+
+    def __init__(self, limit: int, interval: float, margin: float = 0.9):
+        self.interval = interval
+        self.margin = margin
+        self.limit = max(1, int(limit * margin))
+        self.stamps: collections.deque[float] = collections.deque()
+        self.paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self.paused_until:
+                    await asyncio.sleep(self.paused_until - now)
+                    continue
+                while self.stamps and self.stamps[0] <= now - self.interval:
+                    self.stamps.popleft()
+                if len(self.stamps) < self.limit:
+                    self.stamps.append(now)
+                    return
+                await asyncio.sleep(self.stamps[0] + self.interval - now + 0.001)
+
+    def learn(self, headers: Any) -> None:
+        """Adopt the limit HubSpot states, and stop early when it says little is left."""
+        try:
+            if "X-HubSpot-RateLimit-Max" in headers:
+                stated = int(headers["X-HubSpot-RateLimit-Max"])
+                self.limit = max(1, int(stated * self.margin))
+            if "X-HubSpot-RateLimit-Interval-Milliseconds" in headers:
+                self.interval = int(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
+            remaining = headers.get("X-HubSpot-RateLimit-Remaining")
+            if remaining is not None and int(remaining) <= 1:
+                self.pause(self.interval)
+        except (TypeError, ValueError):
+            pass  # a header we cannot read teaches us nothing
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+@dataclass
+class CallStats:
+    """Counts for status, metrics and the benchmark: calls by endpoint and status, 429s."""
+
+    calls: collections.Counter = field(default_factory=collections.Counter)
+    rate_limited: int = 0
+    retries: int = 0
+    total: int = 0
+
+    def record(self, method: str, path_template: str, status: int | str) -> None:
+        self.total += 1
+        self.calls[(method, path_template, str(status))] += 1
+
+
+def _template(path: str) -> str:
+    """/crm/v3/objects/tickets/123 -> /crm/v3/objects/tickets/{id}: bounded metric labels."""
+    parts = [("{id}" if p.isdigit() or "@" in p or len(p) > 24 else p) for p in path.split("/")]
+    return "/".join(parts)
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenSource,
+        *,
+        developer_key: str = "",
+        app_id: str = "",
+        burst_limit: int = 100,
+        burst_interval: float = 10.0,
+        search_per_second: int = 5,
+        timeout: float = 15.0,
+        tries: int = 4,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.developer_key = developer_key
+        self.app_id = app_id
+        self.window = RollingWindow(burst_limit, burst_interval)
+        self.search_window = RollingWindow(search_per_second, 1.0, margin=0.8)
+        self.timeout = timeout
+        self.tries = tries
+        self.stats = CallStats()
+        self._session: aiohttp.ClientSession | None = None
+        self.daily_paused_until = 0.0  # wall clock
+
+    async def __aenter__(self) -> HubSpotClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"User-Agent": "hubspot-mail-gateway"},
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
+        developer: bool = False,
+        form: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Call HubSpot; return the decoded JSON (None for 204) or raise a HubSpotError."""
+        if idempotent is None:
+            idempotent = method != "POST" or path.endswith("/search")
+        if time.time() < self.daily_paused_until:
+            raise DailyLimitReached(
+                429,
+                "daily limit reached earlier; waiting for the reset",
+                resume_at=self.daily_paused_until,
+                method=method,
+                path=path,
+            )
+        search = method == "POST" and path.endswith("/search")
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            await (self.search_window if search else self.window).acquire()
+            try:
+                status, headers, data = await self._once(
+                    method, path, params, body, developer, form, auth
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self.stats.record(method, _template(path), type(exc).__name__)
+                err = HubSpotTransientError(
+                    0, f"{type(exc).__name__}: {exc}", method=method, path=path
+                )
+                if idempotent and attempt < self.tries:
+                    await self._backoff(attempt)
+                    continue
+                raise err from exc
+            self.stats.record(method, _template(path), status)
+            if not search:
+                self.window.learn(headers)
+            if status < 400:
+                return data
+            error = HubSpotError.from_response(status, data, method, path)
+            if isinstance(error, HubSpotAuthError) and status == 401 and auth and not refreshed:
+                refreshed = True  # an expired access token: refresh once and try again
+                await self._token(True)
+                continue
+            if isinstance(error, RateLimited):
+                self.stats.rate_limited += 1
+                if error.policy_name == "DAILY":
+                    self.daily_paused_until = _next_utc_midnight()
+                    raise DailyLimitReached(
+                        429,
+                        error.message,
+                        resume_at=self.daily_paused_until,
+                        correlation_id=error.correlation_id,
+                        policy_name="DAILY",
+                        method=method,
+                        path=path,
+                    )
+                wait = 1.0 * attempt if search or error.policy_name == "SECONDLY" else None
+                if wait is None:
+                    self.window.pause(self.window.interval)
+                else:
+                    self.search_window.pause(wait)
+                if attempt < self.tries + 2:  # a 429 never did the work: always safe to retry
+                    self.stats.retries += 1
+                    continue
+                raise error
+            if isinstance(error, HubSpotTransientError) and idempotent and attempt < self.tries:
+                await self._backoff(attempt)
+                continue
+            raise error
+
+    async def _backoff(self, attempt: int) -> None:
+        self.stats.retries += 1
+        await asyncio.sleep(0.2 * attempt * random.uniform(0.5, 1.5))
+
+    async def _once(self, method, path, params, body, developer, form, auth):
+        headers = {}
+        query = dict(params or {})
+        if developer:
+            query.setdefault("hapikey", self.developer_key)
+            if self.app_id:
+                query.setdefault("appId", self.app_id)
+        elif auth:
+            headers["Authorization"] = f"Bearer {await self._token(False)}"
+        kwargs: dict[str, Any] = {"params": query, "headers": headers}
+        if form is not None:
+            kwargs["data"] = form
+        elif body is not None:
+            kwargs["json"] = body
+        async with self._http().request(method, self.base_url + path, **kwargs) as resp:
+            raw = await resp.read()
+            data: Any = None
+            if raw:
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    data = raw.decode("utf-8", "replace")[:2000]
+            return resp.status, resp.headers, data
+
+    # -- small conveniences --------------------------------------------------------------
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return await self.request("POST", path, body=body, **kw)
+
+    async def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return await self.request("PATCH", path, body=body, **kw)
+
+    async def put(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return await self.request("PUT", path, body=body, **kw)
+
+
+def _next_utc_midnight() -> float:
+    now = time.time()
+    return now - now % 86400 + 86400 + 60
+
+
+def static_token(token: str) -> TokenSource:
+    async def source(force_refresh: bool) -> str:
+        if not token:
+            raise HubSpotAuthError(
+                401,
+                "no HubSpot access token configured (hubspot.access_token or "
+                "$HUBSPOT_ACCESS_TOKEN, or run `mail-gateway hubspot connect`)",
+            )
+        return token
+
+    return source
+
+
+__all__ = ["HubSpotClient", "RollingWindow", "TokenSource", "static_token"]

@@ -1,0 +1,150 @@
+"""Building the HubSpot client from settings, and OAuth tokens kept in the store.
+
+Three ways to authenticate, in this order: a static token from the settings (a private app,
+or the sandbox's), OAuth tokens that `mail-gateway hubspot connect` stored (refreshed a minute
+before they expire), or none (every call then says how to fix it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.config import Settings
+from gateway.hubspot.client import HubSpotClient, TokenSource, static_token
+from gateway.hubspot.errors import HubSpotAuthError
+from gateway.store.db import Store
+from gateway.store.queries import kv_get, kv_set
+
+OAUTH_KEY = "hubspot.oauth"
+CALLBACK_PATH = "/hubspot/oauth-callback"
+SCOPES = (
+    "conversations.custom_channels.read conversations.custom_channels.write "
+    "conversations.read conversations.write tickets "
+    "crm.objects.contacts.read crm.objects.contacts.write"
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where HubSpot is and who we are there (the sandbox fills these in itself)."""
+
+    base_url: str
+    authorize_url: str
+    token: str
+    client_id: str
+    client_secret: str
+    developer_key: str
+    app_id: str
+
+
+def endpoint_for(settings: Settings, sandbox_info: dict[str, Any] | None = None) -> Endpoint:
+    hs = settings.hubspot
+    if sandbox_info is not None:
+        base = sandbox_info["baseUrl"]
+        return Endpoint(
+            base_url=base,
+            authorize_url=f"{base}/oauth/authorize",
+            token=str(hs.access_token or sandbox_info["staticToken"]),
+            client_id=str(sandbox_info["clientId"]),
+            client_secret=str(sandbox_info["clientSecret"]),
+            developer_key=str(sandbox_info["developerApiKey"]),
+            app_id=str(sandbox_info["appId"]),
+        )
+    return Endpoint(
+        base_url=hs.base_url,
+        authorize_url="https://app.hubspot.com/oauth/authorize",
+        token=str(hs.access_token),
+        client_id=hs.client_id,
+        client_secret=str(hs.client_secret),
+        developer_key=str(hs.developer_api_key),
+        app_id=hs.app_id,
+    )
+
+
+async def sandbox_info_from(settings: Settings) -> dict[str, Any]:
+    """Ask the running sandbox (inside `serve`) for its ids, for CLI commands."""
+    url = f"http://{settings.hubspot.sandbox_listen}/_sandbox/info"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s:
+            async with s.get(url) as resp:
+                return await resp.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise HubSpotAuthError(
+            0,
+            f"the HubSpot sandbox at {url} does not answer ({exc}); start `mail-gateway "
+            'serve` (it runs the sandbox when hubspot.mode = "sandbox")',
+        ) from None
+
+
+def oauth_token(store: Store, ep: Endpoint) -> TokenSource:
+    """Access tokens from the store, refreshed before they expire and on a 401."""
+
+    async def source(force_refresh: bool) -> str:
+        raw = await store.read(lambda db: kv_get(db, OAUTH_KEY))
+        if not raw:
+            raise HubSpotAuthError(
+                401,
+                "HubSpot is not connected: run `mail-gateway hubspot connect` "
+                "(or set hubspot.access_token)",
+            )
+        tokens = json.loads(raw)
+        if force_refresh or tokens.get("expires_at", 0) - 60 < time.time():
+            tokens = await exchange(
+                ep, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+            )
+            await store.write(lambda db: kv_set(db, OAUTH_KEY, json.dumps(tokens)))
+        return tokens["access_token"]
+
+    return source
+
+
+async def exchange(ep: Endpoint, *, redirect_uri: str = "", **grant: str) -> dict[str, Any]:
+    """POST /oauth/v1/token: an authorization code or a refresh token for fresh tokens."""
+    form = {"client_id": ep.client_id, "client_secret": ep.client_secret, **grant}
+    if redirect_uri:
+        form["redirect_uri"] = redirect_uri
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
+        async with s.post(f"{ep.base_url}/oauth/v1/token", data=form) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise HubSpotAuthError(
+                    resp.status,
+                    str((body or {}).get("message") or body),
+                    method="POST",
+                    path="/oauth/v1/token",
+                )
+    return {
+        "access_token": body["access_token"],
+        "refresh_token": body.get("refresh_token") or grant.get("refresh_token", ""),
+        "expires_at": time.time() + int(body.get("expires_in", 1800)),
+    }
+
+
+def authorize_url(ep: Endpoint, public_url: str, state: str) -> str:
+    query = urllib.parse.urlencode(
+        {
+            "client_id": ep.client_id,
+            "redirect_uri": public_url.rstrip("/") + CALLBACK_PATH,
+            "scope": SCOPES,
+            "state": state,
+        }
+    )
+    return f"{ep.authorize_url}?{query}"
+
+
+def build_client(settings: Settings, store: Store, ep: Endpoint) -> HubSpotClient:
+    token = static_token(ep.token) if ep.token else oauth_token(store, ep)
+    return HubSpotClient(
+        ep.base_url,
+        token,
+        developer_key=ep.developer_key,
+        app_id=ep.app_id,
+        burst_limit=settings.hubspot.burst_limit,
+        timeout=settings.hubspot.timeout,
+    )

@@ -1,0 +1,340 @@
+"""The handoff job: contact, inbox thread, ticket, thread link, note, comment, exactly once.
+
+Each step is recorded in the store as soon as HubSpot confirms it, so a crash resumes at the
+next step. Steps whose HubSpot call is not idempotent by itself are made so here:
+- contact: read by email first; a 409 on create means it exists, read it again;
+- messages: the Message-ID is the channel's integrationIdempotencyId;
+- ticket: a unique ticket property holds the conversation token; we look it up before
+  creating, and a create that meets the unique value falls back to the lookup;
+- note and comment: marked "attempted" before the create, and carry a marker; a retry after
+  an attempt looks for the marker before creating again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.config import HubspotSettings
+from gateway.errors import PermanentError, TransientError
+from gateway.hubspot.client import HubSpotClient
+from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
+from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds
+from gateway.models import Job
+from gateway.pipeline.assistant import EscalationFacts
+from gateway.pipeline.handoff import (
+    channel_message,
+    comment_text,
+    contact_properties,
+    fallback_summary,
+    marker,
+    ticket_properties,
+    transcript_html,
+)
+from gateway.store import hubspot as hs_store
+from gateway.store.db import Store
+from gateway.store.queries import kv_get
+
+log = logging.getLogger(__name__)
+
+THREADS = "/conversations/v3/conversations/threads"
+ASSOC = {"associationCategory": "HUBSPOT_DEFINED"}
+TICKET_TO_CONTACT = 16
+TICKET_TO_THREAD = 32
+NOTE_TO_TICKET = 228
+
+# (db, conversation id, reason) -> what the comment and the ticket say about it
+Facts = Callable[[Database, int, str], EscalationFacts]
+
+
+@dataclass
+class HandoffRunner:
+    store: Store
+    client: HubSpotClient
+    settings: HubspotSettings
+    support_name: str = "Support"
+    facts: Facts | None = None  # reason, sentiment, language, summary (assist.handoff_facts)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def handoff_job(self, job: Job) -> None:
+        await self.run(int(job.payload["conversation_id"]))
+
+    async def publish_job(self, job: Job) -> None:
+        """A customer mail on a conversation already handed off: into the same thread."""
+        conv_id = int(job.payload["conversation_id"])
+        h = await self.store.read(lambda db: hs_store.get_handoff(db, conv_id))
+        if h is None:
+            return
+        if h["state"] != "done":
+            # the handoff publishes every message it finds before it finishes; try again
+            # after it has, so a mail arriving during the handoff is never skipped
+            raise TransientError(f"handoff of conversation {conv_id} still in progress")
+        ids = await self.ids()
+        conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
+        await self._publish_all(conv, ids, h["thread_id"])
+        await self._reopen_if_closed(conv, ids, h)
+
+    # -- the handoff -------------------------------------------------------------------------
+
+    async def run(self, conv_id: int) -> None:
+        h = await self.store.read(lambda db: hs_store.get_handoff(db, conv_id))
+        if h is None or h["state"] == "done":
+            return
+        ids = await self.ids()
+        conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
+        reason = h["reason"] or ""
+        facts = (
+            await self.store.read(lambda db: self.facts(db, conv_id, reason))
+            if self.facts
+            else EscalationFacts(conversation_id=conv_id, reason=reason)
+        )
+
+        if not h["contact_id"]:
+            h["contact_id"] = await self._contact(conv)
+            await self._record(conv_id, contact_id=h["contact_id"])
+
+        thread_id = await self._publish_all(conv, ids, h["thread_id"])
+        if not h["thread_id"]:
+            h["thread_id"] = thread_id
+            await self._record(conv_id, thread_id=thread_id)
+
+        if not h["ticket_id"]:
+            summary = facts.summary or fallback_summary(conv)
+            h["ticket_id"] = await self._ticket(conv, ids, h["contact_id"], summary, conv["token"])
+            await self._record(conv_id, ticket_id=h["ticket_id"])
+
+        if not h["thread_linked"]:
+            await self._link_thread(h["ticket_id"], h["thread_id"])
+            await self._record(conv_id, thread_linked=1)
+
+        if not h["note_id"]:
+            h["note_id"] = await self._note(conv, h)
+            await self._record(conv_id, note_id=h["note_id"])
+
+        if not h["comment_id"]:
+            text = comment_text(conv, facts, trigger=h["trigger"])
+            h["comment_id"] = await self._comment(conv, h, text)
+            await self._record(conv_id, comment_id=h["comment_id"])
+
+        # a mail that arrived while we worked: publish it before declaring the handoff done
+        latest = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
+        await self._publish_all(latest, ids, h["thread_id"])
+        await self.store.write(lambda db: hs_store.finish_handoff(db, conv_id))
+        log.info(
+            "conversation %s handed off: contact %s, ticket %s, thread %s",
+            conv_id,
+            h["contact_id"],
+            h["ticket_id"],
+            h["thread_id"],
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def ids(self) -> HubSpotIds:
+        ids = HubSpotIds.from_json(await self.store.read(lambda db: kv_get(db, SETUP_KEY)))
+        if ids is None or not ids.channel_id:
+            raise PermanentError(
+                "HubSpot is not set up: run `mail-gateway hubspot setup`, then `mail-gateway retry`"
+            )
+        return ids
+
+    async def _record(self, conv_id: int, **values: Any) -> None:
+        await self.store.write(lambda db: hs_store.record_step(db, conv_id, **values))
+
+    async def _contact(self, conv: dict[str, Any]) -> str:
+        email = conv["customer_email"]
+        if not email:
+            raise PermanentError(f"conversation {conv['id']} has no customer address")
+        path = f"/crm/v3/objects/contacts/{email}"
+        try:
+            found = await self.client.get(path, params={"idProperty": "email"})
+            return str(found["id"])
+        except HubSpotNotFound:
+            pass
+        try:
+            created = await self.client.post(
+                "/crm/v3/objects/contacts",
+                {"properties": contact_properties(email, conv.get("customer_name") or "")},
+            )
+            return str(created["id"])
+        except HubSpotConflict:
+            found = await self.client.get(path, params={"idProperty": "email"})
+            return str(found["id"])
+
+    async def _publish_all(self, conv: dict[str, Any], ids: HubSpotIds, thread_id: str) -> str:
+        account = ids.channel_accounts.get(conv["mailbox"])
+        if account is None:
+            raise PermanentError(
+                f"no channel account for {conv['mailbox']}: run `mail-gateway hubspot setup`"
+            )
+        for msg in conv["messages"]:
+            if msg["hubspot_message_id"]:
+                continue
+            body = channel_message(
+                conv, msg, channel_account_id=account, support_name=self.support_name
+            )
+            resp = await self.client.post(
+                f"{CHANNELS}/{ids.channel_id}/messages", body, idempotent=True
+            )
+            thread_id = thread_id or str(resp.get("conversationsThreadId") or "")
+            hub_id = str(resp.get("id") or "")
+            await self.store.write(
+                lambda db, m=msg, t=thread_id, i=hub_id: hs_store.record_published(
+                    db,
+                    message_row_id=m["id"],
+                    conversation_id=conv["id"],
+                    hubspot_message_id=i,
+                    thread_id=t,
+                )
+            )
+            msg["hubspot_message_id"] = hub_id
+        if not thread_id:
+            raise TransientError("HubSpot returned no conversationsThreadId yet")
+        return thread_id
+
+    async def _ticket(
+        self, conv: dict[str, Any], ids: HubSpotIds, contact_id: str, summary: str, key: str
+    ) -> str:
+        prop = self.settings.conversation_property
+        lookup = f"/crm/v3/objects/tickets/{key}"
+        try:
+            found = await self.client.get(lookup, params={"idProperty": prop})
+            return str(found["id"])
+        except HubSpotNotFound:
+            pass
+        props = ticket_properties(
+            conv,
+            summary=summary,
+            pipeline_id=ids.pipeline_id,
+            stage_id=ids.stage_id,
+            priority=self.settings.priority,
+            owner_id=ids.owner_id,
+            unique_property=prop,
+            unique_value=key,
+            static=self.settings.ticket_properties,
+        )
+        body = {
+            "properties": props,
+            "associations": [
+                {
+                    "to": {"id": contact_id},
+                    "types": [{**ASSOC, "associationTypeId": TICKET_TO_CONTACT}],
+                }
+            ],
+        }
+        try:
+            created = await self.client.post("/crm/v3/objects/tickets", body)
+            return str(created["id"])
+        except HubSpotPermanentError as exc:
+            # the unique property already holds this key: an earlier try created it
+            if exc.status in (400, 409):
+                try:
+                    found = await self.client.get(lookup, params={"idProperty": prop})
+                    return str(found["id"])
+                except HubSpotNotFound:
+                    pass
+            raise
+
+    async def _link_thread(self, ticket_id: str, thread_id: str) -> None:
+        thread = await self.client.get(f"{THREADS}/{thread_id}", params={"association": "TICKET"})
+        linked = str((thread.get("threadAssociations") or {}).get("associatedTicketId") or "")
+        if linked == ticket_id:
+            return
+        await self.client.put(
+            f"/crm/v4/objects/tickets/{ticket_id}/associations/conversation/{thread_id}",
+            [{**ASSOC, "associationTypeId": TICKET_TO_THREAD}],
+        )
+
+    async def _note(self, conv: dict[str, Any], h: dict[str, Any]) -> str:
+        tag = marker(conv, "transcript")
+        if h["note_attempted"]:
+            existing = await self._find_note(h["ticket_id"], tag)
+            if existing:
+                return existing
+        await self._record(conv["id"], note_attempted=1)
+        created = await self.client.post(
+            "/crm/v3/objects/notes",
+            {
+                "properties": {
+                    "hs_note_body": transcript_html(conv),
+                    "hs_timestamp": str(int(time.time() * 1000)),
+                },
+                "associations": [
+                    {
+                        "to": {"id": h["ticket_id"]},
+                        "types": [{**ASSOC, "associationTypeId": NOTE_TO_TICKET}],
+                    }
+                ],
+            },
+        )
+        return str(created["id"])
+
+    async def _find_note(self, ticket_id: str, tag: str) -> str | None:
+        assoc = await self.client.get(f"/crm/v4/objects/tickets/{ticket_id}/associations/notes")
+        for item in assoc.get("results", []):
+            note_id = str(item.get("toObjectId") or item.get("id") or "")
+            if not note_id:
+                continue
+            note = await self.client.get(
+                f"/crm/v3/objects/notes/{note_id}", params={"properties": "hs_note_body"}
+            )
+            if tag in ((note.get("properties") or {}).get("hs_note_body") or ""):
+                return note_id
+        return None
+
+    async def _comment(self, conv: dict[str, Any], h: dict[str, Any], text: str) -> str:
+        tag = marker(conv, "comment")
+        path = f"{THREADS}/{h['thread_id']}/messages"
+        if h["comment_attempted"]:
+            page = await self.client.get(path, params={"limit": 100, "sort": "-createdAt"})
+            for m in page.get("results", []):
+                if m.get("type") == "COMMENT" and tag in (m.get("text") or ""):
+                    return str(m["id"])
+        await self._record(conv["id"], comment_attempted=1)
+        created = await self.client.post(
+            path, {"type": "COMMENT", "text": text, "richText": _rich(text), "attachments": []}
+        )
+        return str(created["id"])
+
+    async def _reopen_if_closed(self, conv: dict[str, Any], ids: HubSpotIds, h: dict) -> None:
+        if not h["ticket_id"]:
+            return
+        ticket = await self.client.get(
+            f"/crm/v3/objects/tickets/{h['ticket_id']}", params={"properties": "hs_pipeline_stage"}
+        )
+        stage = str((ticket.get("properties") or {}).get("hs_pipeline_stage") or "")
+        if stage not in ids.closed_stage_ids:
+            return
+        if self.settings.closed_ticket == "reopen":
+            await self.client.patch(
+                f"/crm/v3/objects/tickets/{h['ticket_id']}",
+                {"properties": {"hs_pipeline_stage": ids.stage_id}},
+            )
+            log.info("conversation %s: ticket %s reopened", conv["id"], h["ticket_id"])
+            return
+        # a new ticket for the same conversation: its key counts the tickets so far
+        n = await self.store.read(
+            lambda db: db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'hubspot_publish' "
+                "AND json_extract(payload, '$.conversation_id') = ?",
+                [conv["id"]],
+            ).fetchone()[0]
+        )
+        key = f"{conv['token']}-{n}"
+        summary = fallback_summary(conv)
+        ticket_id = await self._ticket(conv, ids, h["contact_id"], summary, key)
+        await self._link_thread(ticket_id, h["thread_id"])
+        await self._record(conv["id"], ticket_id=ticket_id)
+        log.info("conversation %s: closed ticket replaced by %s", conv["id"], ticket_id)
+
+
+def _rich(text: str) -> str:
+    import html
+
+    return "<p>" + "<br>".join(html.escape(line) for line in text.splitlines()) + "</p>"

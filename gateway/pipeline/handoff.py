@@ -1,0 +1,140 @@
+"""What the handoff sends to HubSpot, as pure functions over the stored conversation.
+
+Kept free of I/O so the shapes (contact, channel message, ticket, note, comment) are tested
+without a network, and so the handoff job (hubspot/handoff.py) is only sequencing and records.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from gateway.pipeline.assistant import EscalationFacts, handoff_comment
+
+NOTE_LIMIT = 60000  # hs_note_body holds 65,536 characters
+TEXT_LIMIT = 30000  # a channel message's text; HubSpot truncates long ones anyway
+
+
+def integration_thread_id(conv: dict[str, Any]) -> str:
+    """The custom channel's thread key: the conversation token, unique across reinstalls."""
+    return f"gw-{conv['token']}"
+
+
+def marker(conv: dict[str, Any], what: str) -> str:
+    """A tag in our note and comment, so a retry can see whether the first try landed."""
+    return f"[mail-gateway {what} {conv['token']}]"
+
+
+def split_name(name: str, email: str) -> tuple[str, str]:
+    name = " ".join((name or "").replace('"', "").split())
+    if not name or "@" in name:
+        return "", ""
+    if "," in name:  # "Meier, Anna"
+        last, _, first = name.partition(",")
+        return first.strip(), last.strip()
+    first, _, last = name.rpartition(" ")
+    return (first, last) if first else (last, "")
+
+
+def contact_properties(email: str, name: str) -> dict[str, str]:
+    first, last = split_name(name, email)
+    props = {"email": email}
+    if first:
+        props["firstname"] = first
+    if last:
+        props["lastname"] = last
+    return props
+
+
+def _party(name: str, email: str) -> dict[str, Any]:
+    return {
+        "name": name or email,
+        "deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": email},
+    }
+
+
+def channel_message(
+    conv: dict[str, Any], msg: dict[str, Any], *, channel_account_id: str, support_name: str
+) -> dict[str, Any]:
+    """One mail of the conversation as a custom-channel message (customer mail INCOMING)."""
+    customer = _party(conv.get("customer_name") or "", conv["customer_email"])
+    support = _party(support_name, conv["mailbox"])
+    incoming = msg["direction"] == "in"
+    if incoming:
+        customer = _party(
+            msg.get("sender_name") or "", msg["sender_email"] or conv["customer_email"]
+        )
+    text = (msg.get("new_text") or msg.get("text") or "").strip() or "(no text)"
+    return {
+        "type": "MESSAGE",
+        "messageDirection": "INCOMING" if incoming else "OUTGOING",
+        "channelAccountId": channel_account_id,
+        "integrationThreadId": integration_thread_id(conv),
+        "integrationIdempotencyId": msg["message_id"],
+        "timestamp": msg["created_at"],
+        "senders": [customer if incoming else support],
+        "recipients": [support if incoming else customer],
+        "text": text[:TEXT_LIMIT],
+    }
+
+
+def fallback_summary(conv: dict[str, Any], limit: int = 1000) -> str:
+    """Only when no facts provider is wired: subject and the customer's first words."""
+    first = next((m for m in conv["messages"] if m["direction"] == "in"), None)
+    text = " ".join(((first or {}).get("new_text") or "").split())
+    return f"Subject: {conv['subject']}\n{text}"[:limit]
+
+
+def ticket_properties(
+    conv: dict[str, Any],
+    *,
+    summary: str,
+    pipeline_id: str,
+    stage_id: str,
+    priority: str,
+    owner_id: str,
+    unique_property: str,
+    unique_value: str,
+    static: dict[str, str],
+) -> dict[str, str]:
+    props = {**static}
+    props.update(
+        {
+            "subject": conv["subject"] or "(no subject)",
+            "content": summary,
+            "hs_pipeline": pipeline_id,
+            "hs_pipeline_stage": stage_id,
+            "hs_ticket_priority": priority,
+            unique_property: unique_value,
+        }
+    )
+    if owner_id:
+        props["hubspot_owner_id"] = owner_id
+    return props
+
+
+def transcript_html(conv: dict[str, Any]) -> str:
+    """The whole exchange for the ticket's note, oldest first, every value escaped."""
+    out = [
+        f"<p><b>Email conversation {html.escape(conv['token'])}</b> with "
+        f"{html.escape(conv['customer_email'])}: {html.escape(conv['subject'])}</p>"
+    ]
+    for m in conv["messages"]:
+        who = m.get("author") if m["direction"] == "out" else m.get("sender_email")
+        arrow = "customer" if m["direction"] == "in" else "support"
+        text = html.escape((m.get("text") or "").strip()).replace("\n", "<br>")
+        out.append(
+            f"<hr><p><i>{html.escape(m['created_at'])} · {arrow} · {html.escape(who or '')}"
+            f"</i><br><b>{html.escape(m.get('subject') or '')}</b></p><p>{text}</p>"
+        )
+    out.append(f"<p>{html.escape(marker(conv, 'transcript'))}</p>")
+    body = "".join(out)
+    return body if len(body) <= NOTE_LIMIT else body[: NOTE_LIMIT - 20] + "…</p>"
+
+
+def comment_text(conv: dict[str, Any], facts: EscalationFacts, *, trigger: str) -> str:
+    """The internal comment: the assistant's wording (reason, sentiment, language, session),
+    who triggered the handoff, and our marker so a retry can find it."""
+    return "\n".join(
+        [handoff_comment(facts), f"Triggered by: {trigger}", marker(conv, "comment")]
+    )

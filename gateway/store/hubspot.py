@@ -1,0 +1,125 @@
+"""Store verbs for the HubSpot handoff: the per-step record and the published messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.errors import NotFound
+from gateway.store import jobs as jobq
+from gateway.store.db import now_iso
+
+HANDOFF_JOB = "handoff"
+PUBLISH_JOB = "hubspot_publish"  # later customer mails on a handed-off conversation
+
+_STEP_COLUMNS = {
+    "contact_id",
+    "thread_id",
+    "ticket_id",
+    "thread_linked",
+    "note_id",
+    "note_attempted",
+    "comment_id",
+    "comment_attempted",
+    "state",
+    "last_error",
+}
+
+
+def request_handoff(db: Database, conversation_id: int, *, reason: str, trigger: str) -> bool:
+    """Ask for a handoff (once per conversation); returns False when one exists already."""
+    if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
+        raise NotFound(
+            f"session {conversation_id}: no such session (see `mail-gateway sessions list`)"
+        )
+    ts = now_iso()
+    cur = db.execute(
+        "INSERT OR IGNORE INTO handoffs (conversation_id, state, trigger, reason, requested_at, "
+        "updated_at) VALUES (?, 'pending', ?, ?, ?, ?)",
+        [conversation_id, trigger, reason, ts, ts],
+    )
+    jobq.enqueue(
+        db,
+        HANDOFF_JOB,
+        {"conversation_id": conversation_id},
+        dedupe_key=f"handoff:{conversation_id}",
+    )
+    return cur.rowcount == 1
+
+
+def get_handoff(db: Database, conversation_id: int) -> dict[str, Any] | None:
+    cur = db.execute("SELECT * FROM handoffs WHERE conversation_id = ?", [conversation_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def record_step(db: Database, conversation_id: int, **values: Any) -> None:
+    unknown = set(values) - _STEP_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown handoff columns {unknown}")
+    sets = ", ".join(f"{k} = ?" for k in values)
+    db.execute(
+        f"UPDATE handoffs SET {sets}, updated_at = ? WHERE conversation_id = ?",
+        [*values.values(), now_iso(), conversation_id],
+    )
+
+
+def finish_handoff(db: Database, conversation_id: int) -> None:
+    record_step(db, conversation_id, state="done", last_error=None)
+    db.execute(
+        "UPDATE conversations SET status = 'handed_off', updated_at = ? WHERE id = ?",
+        [now_iso(), conversation_id],
+    )
+
+
+def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, Any]:
+    """The conversation and its messages as the handoff needs them (oldest first)."""
+    cur = db.execute("SELECT * FROM conversations WHERE id = ?", [conversation_id])
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"session {conversation_id}: no such session")
+    conv = dict(zip([c[0] for c in cur.description], row, strict=True))
+    cur = db.execute(
+        "SELECT m.id, m.direction, m.message_id, m.subject, m.sender_email, m.sender_name, "
+        "m.recipients, m.created_at, m.text, m.new_text, m.annotations, m.author, "
+        "h.hubspot_message_id FROM messages m LEFT JOIN hubspot_messages h "
+        "ON h.message_row_id = m.id WHERE m.conversation_id = ? ORDER BY m.id",
+        [conversation_id],
+    )
+    cols = [c[0] for c in cur.description]
+    msgs = []
+    for r in cur.fetchall():
+        m = dict(zip(cols, r, strict=True))
+        m["annotations"] = json.loads(m["annotations"] or "[]")
+        m["recipients"] = json.loads(m["recipients"] or "{}")
+        msgs.append(m)
+    conv["messages"] = msgs
+    return conv
+
+
+def record_published(
+    db: Database,
+    *,
+    message_row_id: int,
+    conversation_id: int,
+    hubspot_message_id: str,
+    thread_id: str,
+) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO hubspot_messages (message_row_id, conversation_id, "
+        "hubspot_message_id, thread_id, published_at) VALUES (?, ?, ?, ?, ?)",
+        [message_row_id, conversation_id, hubspot_message_id, thread_id, now_iso()],
+    )
+
+
+def is_our_hubspot_message(db: Database, hubspot_message_id: str) -> bool:
+    """A message the gateway itself published: never delivered back to the customer."""
+    return bool(
+        db.execute(
+            "SELECT 1 FROM hubspot_messages WHERE hubspot_message_id = ?", [hubspot_message_id]
+        ).fetchone()
+    )

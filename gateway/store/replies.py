@@ -1,0 +1,74 @@
+"""Store verbs for reps' replies announced by HubSpot: recorded once, then one job each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from gateway.store import jobs as jobq
+from gateway.store.db import now_iso
+
+REP_REPLY_JOB = "rep_reply"
+
+
+def record_announced(
+    db: Database,
+    *,
+    hubspot_message_id: str,
+    thread_id: str,
+    source: str,
+    message: dict[str, Any] | None,
+) -> bool:
+    """Keep the announcement and queue its job; False when this message was seen before."""
+    cur = db.execute(
+        "INSERT OR IGNORE INTO hubspot_events (hubspot_message_id, thread_id, source, "
+        "received_at, payload, outcome) VALUES (?, ?, ?, ?, ?, 'pending')",
+        [
+            hubspot_message_id,
+            thread_id,
+            source,
+            now_iso(),
+            json.dumps(message) if message is not None else None,
+        ],
+    )
+    if cur.rowcount == 0:
+        return False
+    jobq.enqueue(
+        db,
+        REP_REPLY_JOB,
+        {"hubspot_message_id": hubspot_message_id},
+        dedupe_key=f"rep-reply:{hubspot_message_id}",
+    )
+    return True
+
+
+def set_outcome(db: Database, hubspot_message_id: str, outcome: str) -> None:
+    db.execute(
+        "UPDATE hubspot_events SET outcome = ? WHERE hubspot_message_id = ?",
+        [outcome[:500], hubspot_message_id],
+    )
+
+
+def get_announced(db: Database, hubspot_message_id: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT thread_id, source, payload, outcome FROM hubspot_events "
+        "WHERE hubspot_message_id = ?",
+        [hubspot_message_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "thread_id": row[0],
+        "source": row[1],
+        "message": json.loads(row[2]) if row[2] else None,
+        "outcome": row[3],
+    }
+
+
+def conversation_for_thread(db: Database, thread_id: str) -> int | None:
+    row = db.execute(
+        "SELECT conversation_id FROM handoffs WHERE thread_id = ?", [thread_id]
+    ).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,95 @@
+"""Reading the sandbox over its HTTP API, as an independent observer of what the gateway did."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from typing import Any
+
+import aiohttp
+
+from gateway.service import Gateway
+from gateway.store.hubspot import get_handoff, request_handoff
+
+from conftest import wait_for, wait_processed
+
+
+async def api(gw: Gateway, method: str, path: str, **kw: Any) -> Any:
+    info = gw.sandbox.info()
+    headers = {"Authorization": f"Bearer {info['staticToken']}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, info["baseUrl"] + path, headers=headers, **kw) as r:
+            assert r.status < 400, (r.status, await r.text())
+            return await r.json() if r.content_length != 0 else None
+
+
+async def admin(gw: Gateway, method: str, path: str, **kw: Any) -> Any:
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, gw.sandbox.url + "/_sandbox" + path, **kw) as r:
+            assert r.status < 400, (r.status, await r.text())
+            return await r.json(content_type=None)
+
+
+async def send(gw: Gateway, raw: bytes, count: int) -> None:
+    """Send one mail over SMTP and wait until `count` mails are processed."""
+
+    def go():
+        with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10) as s:
+            s.sendmail("alice@customer.test", ["support@example.com"], raw)
+
+    await asyncio.to_thread(go)
+    await wait_processed(gw, count)
+
+
+async def conversation_of(gw: Gateway, message_id: str) -> int:
+    return await gw.store.read(
+        lambda db: db.execute(
+            "SELECT conversation_id FROM messages WHERE message_id = ?", [message_id]
+        ).fetchone()[0]
+    )
+
+
+async def hand_off(gw: Gateway, conv_id: int, reason: str = "customer asked for a person"):
+    await gw.store.write(lambda db: request_handoff(db, conv_id, reason=reason, trigger="person"))
+    gw.worker.wake()
+    return await wait_handed_off(gw, conv_id)
+
+
+async def wait_handed_off(gw: Gateway, conv_id: int, within: float = 30) -> dict:
+    async def done():
+        h = await gw.store.read(lambda db: get_handoff(db, conv_id))
+        return h and h["state"] == "done"
+
+    await wait_for(done, within, f"handoff of conversation {conv_id}")
+    return await gw.store.read(lambda db: get_handoff(db, conv_id))
+
+
+async def all_objects(gw: Gateway, kind: str) -> list[dict]:
+    out, after = [], None
+    while True:
+        params = {"limit": "100", "properties": "subject,content,hs_pipeline_stage,email"}
+        if after:
+            params["after"] = after
+        page = await api(gw, "GET", f"/crm/v3/objects/{kind}", params=params)
+        out.extend(page["results"])
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return out
+
+
+async def thread_messages(gw: Gateway, thread_id: str) -> list[dict]:
+    out, after = [], None
+    while True:
+        params = {"limit": "100", "sort": "createdAt"}
+        if after:
+            params["after"] = after
+        page = await api(
+            gw,
+            "GET",
+            f"/conversations/v3/conversations/threads/{thread_id}/messages",
+            params=params,
+        )
+        out.extend(page["results"])
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return out

@@ -1,0 +1,273 @@
+"""The handoff against the HubSpot sandbox over HTTP: what a rep finds, and nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+from hubspot_helpers import (
+    admin,
+    all_objects,
+    api,
+    conversation_of,
+    hand_off,
+    send,
+    thread_messages,
+    wait_handed_off,
+)
+
+from gateway.service import Gateway
+from gateway.store.hubspot import request_handoff
+
+from conftest import make_mail, wait_for, wait_processed
+
+
+async def test_one_mail_becomes_contact_ticket_thread_note_and_comment(hub: Gateway):
+    await admin(hub, "DELETE", "/requests")
+    await send(
+        hub, make_mail(sender="Anna Meier <anna@customer.test>", message_id="h1@customer.test"), 1
+    )
+    conv = await conversation_of(hub, "h1@customer.test")
+    h = await hand_off(hub, conv, reason="no confident answer")
+    # the number of HubSpot calls one handoff of a one-message conversation costs
+    calls = (await admin(hub, "GET", "/requests"))["results"]
+    print(f"HubSpot calls for one handoff of a one-message conversation: {len(calls)}")
+    print("  " + ", ".join(f"{c['method']} {c['path']}" for c in calls))
+    assert len(calls) <= 9
+
+    contacts = [
+        c
+        for c in await all_objects(hub, "contacts")
+        if c["properties"].get("email") == "anna@customer.test"
+    ]
+    assert len(contacts) == 1 and contacts[0]["id"] == h["contact_id"]
+    contact = await api(
+        hub,
+        "GET",
+        f"/crm/v3/objects/contacts/{h['contact_id']}",
+        params={"properties": "firstname,lastname"},
+    )
+    assert contact["properties"]["firstname"] == "Anna"
+    assert contact["properties"]["lastname"] == "Meier"
+
+    tickets = await all_objects(hub, "tickets")
+    assert len(tickets) == 1 and tickets[0]["id"] == h["ticket_id"]
+    ticket = await api(
+        hub,
+        "GET",
+        f"/crm/v3/objects/tickets/{h['ticket_id']}",
+        params={"properties": "subject,content,hs_pipeline_stage", "associations": "contacts"},
+    )
+    assert ticket["properties"]["subject"] == "Help with my order"
+    assert "12345" in ticket["properties"]["content"]  # the summary keeps the order number
+    assoc = ticket["associations"]["contacts"]["results"]
+    assert [a["id"] for a in assoc] == [h["contact_id"]]
+
+    thread = await api(
+        hub,
+        "GET",
+        f"/conversations/v3/conversations/threads/{h['thread_id']}",
+        params={"association": "TICKET"},
+    )
+    assert str(thread["threadAssociations"]["associatedTicketId"]) == h["ticket_id"]
+
+    msgs = await thread_messages(hub, h["thread_id"])
+    public = [m for m in msgs if m["type"] == "MESSAGE"]
+    comments = [m for m in msgs if m["type"] == "COMMENT"]
+    assert len(public) == 1 and "did not arrive" in public[0]["text"]
+    assert public[0]["direction"] == "INCOMING"
+    assert len(comments) == 1
+    assert "no confident answer" in comments[0]["text"]
+    assert "Sentiment: " in comments[0]["text"] and "Language: en" in comments[0]["text"]
+    assert f"mail-gateway sessions show {conv}" in comments[0]["text"]
+
+    notes = await api(hub, "GET", f"/crm/v4/objects/tickets/{h['ticket_id']}/associations/notes")
+    assert len(notes["results"]) == 1
+    note = await api(
+        hub,
+        "GET",
+        f"/crm/v3/objects/notes/{notes['results'][0]['toObjectId']}",
+        params={"properties": "hs_note_body"},
+    )
+    assert "did not arrive" in note["properties"]["hs_note_body"]
+
+    status = await hub.store.read(
+        lambda db: db.execute("SELECT status FROM conversations WHERE id = ?", [conv]).fetchone()[0]
+    )
+    assert status == "handed_off"
+
+
+async def test_same_thread_reply_reuses_thread_and_ticket_new_thread_gets_new_ticket(hub: Gateway):
+    await send(hub, make_mail(message_id="r1@customer.test"), 1)
+    conv = await conversation_of(hub, "r1@customer.test")
+    h = await hand_off(hub, conv)
+    await send(
+        hub,
+        make_mail(
+            subject="Re: Help with my order",
+            message_id="r2@customer.test",
+            in_reply_to="r1@customer.test",
+            body="Any news?",
+        ),
+        2,
+    )
+    await wait_for(
+        lambda: _thread_has(hub, h["thread_id"], "Any news?"), 15, "reply published to the thread"
+    )
+    assert len(await all_objects(hub, "tickets")) == 1
+    public = [m for m in await thread_messages(hub, h["thread_id"]) if m["type"] == "MESSAGE"]
+    assert len(public) == 2
+
+    await send(hub, make_mail(subject="A different question", message_id="n1@customer.test"), 3)
+    conv2 = await conversation_of(hub, "n1@customer.test")
+    assert conv2 != conv
+    h2 = await hand_off(hub, conv2)
+    assert h2["ticket_id"] != h["ticket_id"] and h2["thread_id"] != h["thread_id"]
+    assert h2["contact_id"] == h["contact_id"]
+    assert len(await all_objects(hub, "tickets")) == 2
+
+
+async def _thread_has(hub: Gateway, thread_id: str, text: str) -> bool:
+    return any(text in (m.get("text") or "") for m in await thread_messages(hub, thread_id))
+
+
+async def test_reply_on_closed_ticket_reopens_it(hub: Gateway):
+    await send(hub, make_mail(message_id="c1@customer.test"), 1)
+    conv = await conversation_of(hub, "c1@customer.test")
+    h = await hand_off(hub, conv)
+    info = hub.sandbox.info()
+    stages = info["ticketPipelines"][0]["stages"]
+    closed = next(s["id"] for s in stages if s["ticketState"] == "CLOSED")
+    first_open = next(s["id"] for s in stages if s["ticketState"] == "OPEN")
+    await api(
+        hub,
+        "PATCH",
+        f"/crm/v3/objects/tickets/{h['ticket_id']}",
+        json={"properties": {"hs_pipeline_stage": closed}},
+    )
+    await send(
+        hub,
+        make_mail(
+            subject="Re: Help with my order",
+            message_id="c2@customer.test",
+            in_reply_to="c1@customer.test",
+            body="It broke again",
+        ),
+        2,
+    )
+
+    async def reopened() -> bool:
+        t = await api(
+            hub,
+            "GET",
+            f"/crm/v3/objects/tickets/{h['ticket_id']}",
+            params={"properties": "hs_pipeline_stage"},
+        )
+        return t["properties"]["hs_pipeline_stage"] == first_open
+
+    await wait_for(reopened, 15, "ticket reopened")
+    assert len(await all_objects(hub, "tickets")) == 1
+
+
+async def test_faults_still_give_exactly_one_of_everything(hub: Gateway):
+    """20% of calls fail (429, 5xx, resets, lost responses, hangs): still one of everything."""
+    mids = [f"f{i}@customer.test" for i in range(8)]
+    for n, mid in enumerate(mids, 1):
+        await send(
+            hub,
+            make_mail(sender=f"C{n} <c{n}@customer.test>", message_id=mid, subject=f"Question {n}"),
+            n,
+        )
+    hub.hubspot.timeout = 1.0  # a hung call must time out quickly in the test
+    for seed, (action, status) in enumerate(
+        [("status", 429), ("status", 500), ("status", 503), ("reset", 0), ("lose_response", 0)]
+    ):
+        await admin(
+            hub,
+            "POST",
+            "/faults",
+            json={
+                "path": "/crm/*",
+                "action": action,
+                "status": status or 503,
+                "rate": 0.04,
+                "seed": seed,
+            },
+        )
+        await admin(
+            hub,
+            "POST",
+            "/faults",
+            json={
+                "path": "/conversations/*",
+                "action": action,
+                "status": status or 503,
+                "rate": 0.04,
+                "seed": 100 + seed,
+            },
+        )
+    await admin(
+        hub,
+        "POST",
+        "/faults",
+        json={"path": "/crm/*", "action": "hang", "hang_seconds": 3, "rate": 0.02, "seed": 7},
+    )
+    convs = [await conversation_of(hub, m) for m in mids]
+    for c in convs:
+        await hub.store.write(
+            lambda db, c=c: request_handoff(db, c, reason="test", trigger="person")
+        )
+    hub.worker.wake()
+    results = [await wait_handed_off(hub, c, within=90) for c in convs]
+    fired = sum(f["fired"] for f in (await admin(hub, "GET", "/faults"))["results"])
+    await admin(hub, "DELETE", "/faults")
+    assert fired > 0
+
+    tickets = await all_objects(hub, "tickets")
+    assert len(tickets) == len(convs)
+    assert sorted(t["id"] for t in tickets) == sorted(r["ticket_id"] for r in results)
+    emails = collections.Counter(
+        c["properties"].get("email") for c in await all_objects(hub, "contacts")
+    )
+    assert all(emails[f"c{n}@customer.test"] == 1 for n in range(1, 9))
+    for r in results:
+        msgs = await thread_messages(hub, r["thread_id"])
+        assert sum(m["type"] == "MESSAGE" for m in msgs) == 1
+        assert sum(m["type"] == "COMMENT" for m in msgs) == 1
+        notes = await api(
+            hub, "GET", f"/crm/v4/objects/tickets/{r['ticket_id']}/associations/notes"
+        )
+        assert len(notes["results"]) == 1
+    dead = await hub.store.read(
+        lambda db: db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
+    )
+    assert dead == 0
+
+
+async def test_cli_handoff_and_sessions_show_ids(hub: Gateway, hub_settings, tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.cli import cli
+
+    await send(hub, make_mail(message_id="cli-h@customer.test"), 1)
+    conv = await conversation_of(hub, "cli-h@customer.test")
+    config = str(hub_settings.source)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", config, "handoff", str(conv), "--reason", "VIP"]
+    )
+    assert result.exit_code == 0, result.output
+    hub.worker.wake()
+    h = await wait_handed_off(hub, conv)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", config, "sessions", "show", str(conv), "--json"]
+    )
+    import json
+
+    shown = json.loads(result.stdout)
+    assert shown["hubspot"]["ticket_id"] == h["ticket_id"]
+    assert shown["hubspot"]["state"] == "done"
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", config, "handoff", "999"]
+    )
+    assert result.exit_code == 1 and "no such session" in result.stderr
+    await wait_processed(hub, 1)

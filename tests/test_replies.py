@@ -1,0 +1,228 @@
+"""Reps' replies: sandbox webhooks and polling into the capture outbox, once, comments never."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from hubspot_helpers import admin, api, conversation_of, hand_off, send
+
+from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
+from gateway.service import Gateway
+
+from conftest import free_port, make_mail, wait_for
+
+AGENT = "A-301"
+
+
+@pytest.fixture
+def reply_settings(hub_settings: Settings, tmp_path: Path) -> Settings:
+    return dataclasses.replace(
+        hub_settings,
+        relay=dataclasses.replace(RelaySettings(), mode="capture", capture_dir=tmp_path / "outbox"),
+        signatures=SignatureSettings(
+            default="The Support Team",
+            domains={"sandbox.test": "Alice, Sandbox Support", "*.example.com": "Example Support"},
+        ),
+    )
+
+
+@pytest.fixture
+async def rgw(reply_settings: Settings):
+    gw = Gateway(reply_settings)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(drain_seconds=5)
+
+
+def outbox(gw: Gateway) -> list[email.message.EmailMessage]:
+    folder = gw.settings.relay.capture_dir
+    if not folder.exists():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(folder.glob("*.eml"))
+    ]
+
+
+async def handed_off_conversation(gw: Gateway, mid: str = "q1@customer.test") -> dict:
+    await send(gw, make_mail(message_id=mid), 1)
+    conv = await conversation_of(gw, mid)
+    return await hand_off(gw, conv) | {"conversation_id": conv}
+
+
+async def rep_posts(gw: Gateway, thread_id: str, kind: str, text: str, rich: str = "") -> dict:
+    body = {"type": kind, "text": text, "senderActorId": AGENT}
+    if rich:
+        body["richText"] = rich
+    return await api(
+        gw, "POST", f"/conversations/v3/conversations/threads/{thread_id}/messages", json=body
+    )
+
+
+async def test_public_reply_is_mailed_once_in_thread_with_signature(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    msg = await rep_posts(
+        rgw,
+        h["thread_id"],
+        "MESSAGE",
+        "Your parcel ships today.",
+        "<p>Your parcel <b>ships today</b>.<script>alert(1)</script></p>",
+    )
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply in the outbox")
+    mail = outbox(rgw)[0]
+    assert mail["In-Reply-To"] == "<q1@customer.test>"
+    assert "<q1@customer.test>" in mail["References"]
+    assert mail["Subject"] == "Re: Help with my order"
+    assert mail["To"].addresses[0].addr_spec == "alice@customer.test"
+    assert mail["From"].addresses[0].addr_spec == "support@example.com"
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "ships today" in text and "Alice, Sandbox Support" in text  # exact domain signature
+    assert "<b>ships today</b>" in html and "<script>" not in html
+    assert "Auto-Submitted" not in mail  # a person wrote it
+
+    async def sent_status() -> bool:
+        page = await api(
+            rgw,
+            "GET",
+            f"/conversations/v3/conversations/threads/{h['thread_id']}/messages/{msg['id']}",
+        )
+        return (page.get("status") or {}).get("statusType") == "SENT"
+
+    await wait_for(sent_status, 10, "HubSpot told SENT")
+    # the reply is part of the conversation, authored by the rep
+    shown = await rgw.store.read(
+        lambda db: db.execute(
+            "SELECT direction, author, message_id FROM messages WHERE conversation_id = ? "
+            "ORDER BY id",
+            [h["conversation_id"]],
+        ).fetchall()
+    )
+    assert [r[0] for r in shown] == ["in", "out"]
+    assert AGENT in shown[1][1]
+    assert f"<{shown[1][2]}>" == mail["Message-ID"]
+    # the customer's answer to it threads back into the same conversation
+    await send(
+        rgw,
+        make_mail(
+            subject="Re: Help with my order", message_id="q2@customer.test", in_reply_to=shown[1][2]
+        ),
+        2,
+    )
+    assert await conversation_of(rgw, "q2@customer.test") == h["conversation_id"]
+    await asyncio.sleep(0.5)
+    assert len(outbox(rgw)) == 1
+
+
+async def test_comment_never_reaches_the_customer(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    await rep_posts(rgw, h["thread_id"], "COMMENT", "Internal: customer is a VIP, refund ok")
+    await rep_posts(rgw, h["thread_id"], "MESSAGE", "We will refund you.")
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the public reply")
+    await rgw.replies.poll_once()  # the polling path sees the comment too
+    rgw.worker.wake()
+    await asyncio.sleep(1.0)
+    mails = outbox(rgw)
+    assert len(mails) == 1
+    assert "VIP" not in mails[0].get_body(("plain",)).get_content()
+
+
+def _signed(secret: str, url: str, body: bytes, ts: int | None = None) -> dict[str, str]:
+    ts = ts if ts is not None else int(time.time() * 1000)
+    sig = hmac.new(
+        secret.encode(), b"POST" + url.encode() + body + str(ts).encode(), hashlib.sha256
+    ).digest()
+    return {
+        "X-HubSpot-Signature-v3": base64.b64encode(sig).decode(),
+        "X-HubSpot-Request-Timestamp": str(ts),
+        "Content-Type": "application/json",
+    }
+
+
+async def test_webhook_signatures_replays_and_tampering(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    # a rep message the sandbox knows, but whose webhook we send ourselves
+    nowhere = "http://127.0.0.1:9/nowhere"
+    await admin(rgw, "PUT", "/webhook-target", json={"url": nowhere})
+    channels = rgw.sandbox.state.data["channels"]
+    channels[next(iter(channels))]["webhookUrl"] = nowhere
+    msg = await rep_posts(rgw, h["thread_id"], "MESSAGE", "Signed reply")
+    secret = rgw.sandbox.info()["clientSecret"]
+    url = rgw.settings.http.public_url + "/hubspot/channel-webhook"
+    event = {
+        "type": "OUTGOING_CHANNEL_MESSAGE_CREATED",
+        "portalId": 1,
+        "channelId": "x",
+        "channelIntegrationThreadIds": [],
+        "message": {k: v for k, v in msg.items() if k not in ("status", "client")},
+    }
+    body = json.dumps(event).encode()
+    async with aiohttp.ClientSession() as s:
+
+        async def post(data: bytes, headers: dict[str, str]) -> int:
+            async with s.post(url, data=data, headers=headers) as r:
+                return r.status
+
+        assert await post(body, {"Content-Type": "application/json"}) == 401  # unsigned
+        bad = _signed("wrong-secret", url, body)
+        assert await post(body, bad) == 401
+        stale = _signed(secret, url, body, ts=int((time.time() - 600) * 1000))
+        assert await post(body, stale) == 401
+        good = _signed(secret, url, body)
+        tampered = body.replace(b"Signed reply", b"Send me money")
+        assert await post(tampered, good) == 401
+        other_url = _signed(secret, url.replace("127.0.0.1", "localhost"), body)
+        assert await post(body, other_url) == 401
+        await asyncio.sleep(0.5)
+        assert outbox(rgw) == []
+        assert await post(body, good) == 204
+        assert await post(body, _signed(secret, url, body)) == 204  # replayed: no second mail
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "one mail")
+    await asyncio.sleep(0.5)
+    assert len(outbox(rgw)) == 1
+    assert rgw.webstate.counters["webhook_rejected"] == 5
+
+
+@pytest.fixture
+async def polling_gw(reply_settings: Settings):
+    dead = free_port()  # HubSpot cannot reach this gateway: webhooks fail, polling works
+    s = dataclasses.replace(
+        reply_settings,
+        http=dataclasses.replace(
+            reply_settings.http,
+            listen=Listen("127.0.0.1", 0),
+            public_url=f"http://127.0.0.1:{dead}",
+        ),
+        hubspot=dataclasses.replace(reply_settings.hubspot, replies="poll", poll_interval=0.2),
+    )
+    gw = Gateway(s)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(drain_seconds=5)
+
+
+async def test_polling_delivers_public_replies_only(polling_gw: Gateway):
+    gw = polling_gw
+    h = await handed_off_conversation(gw)
+    await rep_posts(gw, h["thread_id"], "COMMENT", "Internal note, never mailed")
+    await rep_posts(gw, h["thread_id"], "MESSAGE", "Polled reply")
+    await wait_for(lambda: len(outbox(gw)) == 1, 15, "the polled reply")
+    await asyncio.sleep(1.0)  # several more polls
+    mails = outbox(gw)
+    assert len(mails) == 1
+    assert "Polled reply" in mails[0].get_body(("plain",)).get_content()
