@@ -7,56 +7,15 @@ a non-zero exit code, never a traceback. Command families live in cli_*.py.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable
-from typing import Any
 
 import click
-from sqlite_utils import Database
 
+from gateway.cli_common import Context, friendly_errors, pass_ctx
 from gateway.cli_output import emit_json, emit_pairs, emit_table, output_options
-from gateway.config import Settings, default_config_path, load_settings, redacted
-from gateway.errors import ConfigError, GatewayError
+from gateway.config import default_config_path, redacted
 from gateway.logs import setup_logging
+from gateway.store import jobs as jobq
 from gateway.store import queries
-from gateway.store.db import connect
-
-
-class Context:
-    def __init__(self, config_path: str):
-        self.config_path = config_path
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-        return self._settings
-
-    def db(self) -> Database:
-        return connect(self.settings.db_path)
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def friendly_errors(fn: Callable) -> Callable:
-    """Turn the gateway's own errors into one line each and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            for line in exc.problems:
-                click.echo(f"error: {line}", err=True)
-            raise SystemExit(2) from None
-        except GatewayError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,8 +127,10 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    head = {k: v for k, v in data.items() if k not in ("messages", "participants")}
+    head = {k: v for k, v in data.items() if k not in ("messages", "participants", "hubspot")}
     emit_pairs(head)
+    if data["hubspot"]:
+        emit_pairs({"hubspot": {k: v for k, v in data["hubspot"].items() if v is not None}})
     click.echo(
         "participants: " + ", ".join(f"{p['email']} ({p['role']})" for p in data["participants"])
     )
@@ -185,6 +146,41 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
             click.echo(f"   attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
         for line in (m["new_text"] or "").strip().splitlines() or ["(no text)"]:
             click.echo(f"   | {line}")
+
+
+@cli.command()
+@click.argument("session_id", type=int)
+@click.option("--reason", default="handed off by a person", show_default=True)
+@pass_ctx
+@friendly_errors
+def handoff(ctx: Context, session_id: int, reason: str) -> None:
+    """Hand a conversation to HubSpot now (the running daemon does the work)."""
+    from gateway.store.hubspot import request_handoff
+
+    db = ctx.db()
+    with db.atomic():
+        new = request_handoff(db, session_id, reason=reason, trigger="person")
+    if new:
+        click.echo(f"session {session_id}: handoff queued ({reason})")
+    else:
+        click.echo(f"session {session_id}: already handed off or queued")
+
+
+@cli.command()
+@click.argument("job_ids", type=int, nargs=-1)
+@output_options
+@pass_ctx
+@friendly_errors
+def retry(ctx: Context, job_ids: tuple[int, ...], as_json: bool) -> None:
+    """Run dead letters again: all of them, or the given job ids."""
+    db = ctx.db()
+    dead = queries.dead_letters(db)
+    if as_json and not job_ids:
+        emit_json(dead)
+    with db.atomic():
+        n = jobq.revive(db, list(job_ids) or None)
+    if not as_json:
+        click.echo(f"{n} dead job(s) queued again")
 
 
 @cli.group()
@@ -225,6 +221,13 @@ def _register_optional() -> None:
     from gateway.cli_sandbox import sandbox_command
 
     cli.add_command(sandbox_command)
+    from gateway.cli_delivery import COMMANDS as delivery_commands  # signatures, outbox
+
+    for command in delivery_commands:
+        cli.add_command(command)
+    from gateway.cli_imap import imap_command
+
+    cli.add_command(imap_command)
 
 
 _register_optional()

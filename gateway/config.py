@@ -10,6 +10,8 @@ everything in one edit instead of one restart per typo.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable
@@ -44,6 +46,8 @@ def _key(help_text: str, default: Any = dataclasses.MISSING, kind: str = "", **e
     meta = {"help": help_text, "kind": kind, **extra}
     if isinstance(default, list):
         return field(default_factory=lambda d=default: list(d), metadata=meta)
+    if isinstance(default, dict):
+        return field(default_factory=lambda d=default: dict(d), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -147,6 +151,69 @@ class HubspotSettings:
         "secret",
         env="HUBSPOT_ACCESS_TOKEN",
     )
+    app_id: str = _key("Your HubSpot app's id (custom channels belong to an app).", "", "str")
+    client_id: str = _key("The app's OAuth client id (`mail-gateway hubspot connect`).", "", "str")
+    client_secret: Secret = _key(
+        "The app's client secret: OAuth and webhook signatures. Prefer client_secret_file or "
+        "$HUBSPOT_CLIENT_SECRET.",
+        Secret(""),
+        "secret",
+        env="HUBSPOT_CLIENT_SECRET",
+    )
+    developer_api_key: Secret = _key(
+        "Developer API key, used only to register the custom channel; prefer "
+        "developer_api_key_file or $HUBSPOT_DEVELOPER_API_KEY.",
+        Secret(""),
+        "secret",
+        env="HUBSPOT_DEVELOPER_API_KEY",
+    )
+    inbox: str = _key(
+        "Inbox (id or name) that receives the email threads; empty = first.", "", "str"
+    )
+    pipeline: str = _key("Ticket pipeline (id or label); empty = the first one.", "", "str")
+    stage: str = _key("Stage for new tickets (id or label); empty = first open stage.", "", "str")
+    owner: str = _key("Default ticket owner (owner id or email); empty = none.", "", "str")
+    priority: str = _key(
+        "Priority of new tickets.",
+        "MEDIUM",
+        "choice",
+        choices=("LOW", "MEDIUM", "HIGH", "URGENT"),
+    )
+    ticket_properties: dict = _key(
+        "Static properties set on every new ticket (a table of name = value).", {}, "table"
+    )
+    conversation_property: str = _key(
+        "Unique ticket property holding the gateway's conversation id (no duplicate tickets).",
+        "mail_gateway_conversation_id",
+        "str",
+    )
+    closed_ticket: str = _key(
+        "A customer mail on a closed ticket: reopen it, or open a new ticket.",
+        "reopen",
+        "choice",
+        choices=("reopen", "new_ticket"),
+    )
+    channel_name: str = _key("Name of the custom channel in HubSpot.", "Support email", "str")
+    burst_limit: int = _key(
+        "Requests per 10 s the app may make (HubSpot: 100 Free/Starter, 190 Pro/Enterprise).",
+        100,
+        "int",
+        min=1,
+    )
+    timeout: int = _key("Seconds before a HubSpot call counts as failed.", 15, "int", min=1)
+    replies: str = _key(
+        "How reps' replies reach the gateway: webhook (needs http.public_url reachable by "
+        "HubSpot), poll, or both.",
+        "webhook",
+        "choice",
+        choices=("webhook", "poll", "both"),
+    )
+    poll_interval: float = _key(
+        "Seconds between polls of handed-off threads (replies = poll or both).",
+        30.0,
+        "float",
+        min=0.1,
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +231,276 @@ class WorkerSettings:
         "int",
         min=1,
     )
+    retry_base_seconds: float = _key(
+        "First retry delay; it doubles per try up to an hour (with 20% jitter).",
+        5.0,
+        "float",
+        min=0.01,
+    )
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    mode: str = _key(
+        "smtp (send through the relay below) or capture (keep outgoing mail as .eml files in "
+        "capture_dir; `mail-gateway outbox list` shows them).",
+        "smtp",
+        "choice",
+        choices=("smtp", "capture"),
+    )
+    host: str = _key("Relay host (your MTA or the provider's submission server).", "localhost")
+    port: int = _key("Relay port: 25, 587 (STARTTLS) or 465 (implicit TLS).", 25, "int", min=1)
+    tls: str = _key(
+        "starttls (required), implicit (TLS from the first byte, port 465) or none.",
+        "starttls",
+        "choice",
+        choices=("starttls", "implicit", "none"),
+    )
+    username: str = _key("AUTH user name; empty = no AUTH.", "")
+    password: Secret = _key(
+        "AUTH password; prefer password_file or $RELAY_PASSWORD.",
+        Secret(""),
+        "secret",
+        env="RELAY_PASSWORD",
+    )
+    timeout: int = _key("Seconds allowed for each step of an SMTP conversation.", 60, "int", min=1)
+    from_name: str = _key(
+        "Display name on the From of replies (the address is the support address the "
+        "customer wrote to); empty = the address alone.",
+        "",
+    )
+    capture_dir: Path | None = _key(
+        "Folder for mode = capture; empty = state_dir/outbox.", None, "path"
+    )
+    max_age_hours: int = _key(
+        "Temporary failures (4xx, refused, timeouts) are retried on a growing schedule for "
+        "this many hours, then the reply is reported FAILED.",
+        48,
+        "int",
+        min=1,
+    )
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    default: str = _key("Signature (plain text) when no domain pattern matches.", "")
+    default_html: str = _key(
+        "HTML form of the default signature; empty = derived from the text.", ""
+    )
+    domains: dict[str, str] = _key(
+        'Table [signatures.domains]: sender domain or "*.domain" pattern -> text signature. '
+        "The sender is the rep (or the assistant's address); an exact domain beats a "
+        "wildcard, which beats the default.",
+        {},
+        "signatures",
+    )
+    html: dict[str, str] = _key(
+        "Table [signatures.html]: the same patterns -> HTML signature (sanitised); "
+        "a pattern without one gets HTML derived from its text.",
+        {},
+        "signatures",
+    )
+
+
+_HUMAN_PHRASES = [
+    # English
+    "talk to a human",
+    "speak to a human",
+    "talk to a person",
+    "speak to a person",
+    "real person",
+    "a human",
+    "human being",
+    "talk to someone",
+    "speak to someone",
+    "customer service representative",
+    "an agent",
+    "a real agent",
+    "call me",
+    # German
+    "mit einem menschen",
+    "mit einer person",
+    "echten menschen",
+    "mitarbeiter sprechen",
+    "mitarbeiterin sprechen",
+    "einen menschen",
+    "rufen sie mich an",
+    # French
+    "un humain",
+    "une personne",
+    "un conseiller",
+    "une conseillère",
+    "un être humain",
+    "parler à quelqu'un",
+    "rappelez-moi",
+    # Spanish
+    "un humano",
+    "una persona",
+    "un agente",
+    "hablar con alguien",
+    "llámenme",
+]
+
+_ESCALATE_KEYWORDS = [
+    "refund",
+    "cancel",
+    "chargeback",
+    "legal",
+    "lawyer",
+    "attorney",
+    "complaint",
+    "lawsuit",
+    "gdpr",
+    "fraud",
+    "erstattung",
+    "rückerstattung",
+    "kündigen",
+    "anwalt",
+    "beschwerde",
+    "remboursement",
+    "annuler",
+    "avocat",
+    "plainte",
+    "reembolso",
+    "cancelar",
+    "abogado",
+    "queja",
+]
+
+
+@dataclass(frozen=True)
+class AssistantSettings:
+    backend: str = _key(
+        "off (every conversation goes to a person), knowledge (Markdown articles) or openai "
+        "(an OpenAI-compatible chat-completions endpoint).",
+        "off",
+        "choice",
+        choices=("off", "knowledge", "openai"),
+    )
+    knowledge_dir: Path | None = _key(
+        "Folder of Markdown articles the assistant answers from (knowledge backend; also "
+        "context for openai).",
+        None,
+        "path",
+    )
+    confidence: float = _key(
+        "Share (0-1) of the question's informative words the best article section must "
+        "cover before the knowledge backend answers; below it the mail goes to a person.",
+        0.6,
+        "float",
+        min=0.0,
+    )
+    debounce: float = _key(
+        "Seconds without a new customer mail before the assistant acts (one answer per burst).",
+        30.0,
+        "float",
+        min=0.0,
+    )
+    human_phrases: list[str] = _key(
+        "Phrases (any language, case-insensitive) by which a customer asks for a person.",
+        _HUMAN_PHRASES,
+        "strings",
+    )
+    escalate_keywords: list[str] = _key(
+        "Words that always go to a person (matched at word start: cancel matches cancellation).",
+        _ESCALATE_KEYWORDS,
+        "strings",
+    )
+    negative_sentiment: float = _key(
+        "Escalate when a customer mail's sentiment (VADER compound, -1..1) is at or below this.",
+        -0.4,
+        "float",
+        min=-1.0,
+    )
+    max_replies: int = _key(
+        "Automatic replies per conversation; the next question goes to a person.", 3, "int", min=0
+    )
+    escalate_attachments: bool = _key(
+        "Hand every mail with an attachment to a person.", False, "bool"
+    )
+    rate_limit: int = _key(
+        "Automatic replies per sender within rate_window (FreeScout: 10 per 3 hours).",
+        10,
+        "int",
+        min=0,
+    )
+    rate_window: int = _key("Seconds of the per-sender rate limit window.", 10800, "int", min=1)
+    base_url: str = _key(
+        "openai backend: base URL of the chat-completions API (ends before /chat/completions).",
+        "https://api.openai.com/v1",
+        "url",
+    )
+    model: str = _key("openai backend: model name.", "gpt-4o-mini", "")
+    api_key: Secret = _key(
+        "openai backend: API key; prefer api_key_file or $OPENAI_API_KEY.",
+        Secret(""),
+        "secret",
+        env="OPENAI_API_KEY",
+    )
+    timeout: float = _key(
+        "openai backend: seconds for one answer; a slower answer goes to a person.",
+        20.0,
+        "float",
+        min=0.1,
+    )
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """One [[imap]] table: a mailbox the gateway polls for the support address it stands for."""
+
+    host: str = _key("IMAP server name or address (required).", "", "hostname")
+    port: int = _key("IMAP port; 0 = 993 for tls = implicit, else 143.", 0, "int", min=0)
+    tls: str = _key(
+        "implicit (IMAPS), starttls, or none (loopback hosts only); never a silent fallback.",
+        "implicit",
+        "choice",
+        choices=("implicit", "starttls", "none"),
+    )
+    ca_file: Path | None = _key(
+        "PEM file of CAs to trust instead of the system's (a private CA).", None, "path"
+    )
+    user: str = _key("Login name (required).", "", "str")
+    password: Secret = _key(
+        "Login password; prefer password_file or password_env.", Secret(""), "secret"
+    )
+    password_env: str = _key("Name of an environment variable holding the password.", "", "str")
+    folders: list[str] = _key("Folders to read.", ["INBOX"], "strings")
+    after: str = _key(
+        "What to do with a mail once it is stored: seen (flag it \\Seen), move (to move_to) "
+        "or delete.",
+        "seen",
+        "choice",
+        choices=("seen", "move", "delete"),
+    )
+    move_to: str = _key("Folder for after = move (created if missing).", "", "str")
+    mailbox: str = _key(
+        "The support address this mailbox stands for (in smtp.addresses or smtp.domains).",
+        "",
+        "str",
+    )
+    poll_interval: int = _key(
+        "Seconds between polls when the server has no IDLE (or idle = false).", 60, "int", min=1
+    )
+    idle: bool = _key("Use IMAP IDLE when the server offers it.", True, "bool")
+    idle_renew: int = _key(
+        "Seconds before IDLE is re-issued (servers drop it after 30 minutes).", 1500, "int", min=1
+    )
+    since: datetime.date | None = _key(
+        "First sync only reads mails newer than this date (YYYY-MM-DD); later syncs read all.",
+        None,
+        "date",
+    )
+    timeout: int = _key("Seconds any one IMAP command may take.", 60, "int", min=1)
+
+    @property
+    def key(self) -> str:
+        """How the store knows this account: the same login on the same server."""
+        return f"{self.user}@{self.host}:{self.real_port}"
+
+    @property
+    def real_port(self) -> int:
+        return self.port or (993 if self.tls == "implicit" else 143)
 
 
 @dataclass(frozen=True)
@@ -173,6 +510,10 @@ class Settings:
     http: HttpSettings
     hubspot: HubspotSettings
     worker: WorkerSettings
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    signatures: SignatureSettings = field(default_factory=SignatureSettings)
+    assistant: AssistantSettings = field(default_factory=AssistantSettings)
+    imap: tuple[ImapAccount, ...] = ()
     source: Path | None = None
 
     @property
@@ -186,13 +527,18 @@ SECTIONS: dict[str, type] = {
     "http": HttpSettings,
     "hubspot": HubspotSettings,
     "worker": WorkerSettings,
+    "relay": RelaySettings,
+    "signatures": SignatureSettings,
+    "assistant": AssistantSettings,
 }
+# Sections that are arrays of tables ([[imap]]): each table is built like a section.
+ARRAYS: dict[str, type] = {"imap": ImapAccount}
 
 
 def settings_table() -> list[tuple[str, Any, str]]:
     """Every setting as (section.key, default, help): for docs, `config show` and tests."""
     rows = []
-    for name, cls in SECTIONS.items():
+    for name, cls in (SECTIONS | ARRAYS).items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f"{name}.{f.name}", default, f.metadata["help"]))
@@ -230,6 +576,20 @@ def _check_int(v: Any, min: int | None = None, **_: Any) -> int:
     return v
 
 
+def _check_strings(v: Any, **_: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ValueError("expected a list of non-empty strings")
+    return [x.strip() for x in v]
+
+
+def _check_float(v: Any, min: float | None = None, **_: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("expected a number")
+    if min is not None and v < min:
+        raise ValueError(f"must be at least {min}")
+    return float(v)
+
+
 def _check_bool(v: Any, **_: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError("expected true or false")
@@ -246,6 +606,20 @@ def _check_hostname(v: Any, **_: Any) -> str:
     if not isinstance(v, str) or not v or any(c in v for c in " \r\n<>@\t"):
         raise ValueError("expected a domain name such as support.example.com")
     return v.lower()
+
+
+def _check_table(v: Any, **_: Any) -> dict:
+    if not isinstance(v, dict) or not all(
+        isinstance(x, str | int | float | bool) for x in v.values()
+    ):
+        raise ValueError("expected a table of name = value")
+    return {str(k): str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+
+
+def _check_str(v: Any, **_: Any) -> str:
+    if not isinstance(v, str) or any(c in v for c in "\r\n\0"):
+        raise ValueError("expected a one-line string")
+    return v
 
 
 def _check_url(v: Any, **_: Any) -> str:
@@ -278,15 +652,51 @@ def _check_domains(v: Any, **_: Any) -> list[str]:
     return out
 
 
+def _check_signatures(v: Any, **_: Any) -> dict[str, str]:
+    """A table of "example.com" or "*.example.com" -> signature text."""
+    if not isinstance(v, dict):
+        raise ValueError('expected a table of "domain" = "signature"')
+    out = {}
+    for pattern, text in v.items():
+        bare = pattern[2:] if pattern.startswith("*.") else pattern
+        try:
+            if "*" in bare:
+                raise ValueError("wildcard")
+            domain = _check_hostname(bare)
+        except ValueError:
+            raise _BadItem(pattern, 'is not a domain or "*.domain" pattern') from None
+        if not isinstance(text, str):
+            raise _BadItem(pattern, "must map to a string (the signature)")
+        out[("*." if pattern.startswith("*.") else "") + domain] = text
+    return out
+
+
+def _check_date(v: Any, **_: Any) -> datetime.date:
+    if isinstance(v, datetime.datetime):
+        return v.date()
+    if isinstance(v, datetime.date):
+        return v
+    try:
+        return datetime.date.fromisoformat(v)
+    except (TypeError, ValueError):
+        raise ValueError("expected a date such as 2026-01-31") from None
+
+
 _CHECKS: dict[str, Callable[..., Any]] = {
     "listen": lambda v, **_: _check_listen(v),
     "int": _check_int,
+    "float": _check_float,
     "bool": _check_bool,
     "choice": _check_choice,
     "hostname": _check_hostname,
     "url": _check_url,
+    "table": _check_table,
+    "str": _check_str,
     "addresses": _check_addresses,
     "domains": _check_domains,
+    "signatures": _check_signatures,
+    "strings": _check_strings,
+    "date": _check_date,
 }
 
 
@@ -312,8 +722,9 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
     base = path.resolve().parent
     problems: list[str] = []
     for name in raw:
-        if name not in SECTIONS:
-            problems.append(f"{label}: [{name}]: unknown section (known: {', '.join(SECTIONS)})")
+        if name not in SECTIONS and name not in ARRAYS:
+            known = ", ".join([*SECTIONS, *ARRAYS])
+            problems.append(f"{label}: [{name}]: unknown section (known: {known})")
     built: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         table = raw.get(name, {})
@@ -321,11 +732,70 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
             problems.append(f"{label}: {name}: expected a [{name}] table")
             table = {}
         built[name] = _build_section(name, cls, table, base, environ, label, problems)
+    imap = _build_imap(raw.get("imap", []), base, environ, label, problems)
     if not problems:
         _cross_checks(built, label, problems)
+        _check_imap(imap, built["smtp"], label, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**built, source=path.resolve())
+    return Settings(**built, imap=imap, source=path.resolve())
+
+
+def _build_imap(tables, base, environ, label, problems) -> tuple[ImapAccount, ...]:
+    """[[imap]] tables, each checked like a section and named imap[N] in messages."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.append(f"{label}: imap: expected [[imap]] tables (one per mailbox)")
+        return ()
+    accounts = []
+    for i, table in enumerate(tables):
+        name = f"imap[{i}]"
+        account = _build_section(name, ImapAccount, table, base, environ, label, problems)
+        if account.password_env:
+            value = environ.get(account.password_env, "").strip()
+            if not value:
+                problems.append(
+                    f'{label}: {name}.password_env: "{account.password_env}" is not set '
+                    "in the environment"
+                )
+            account = dataclasses.replace(account, password=Secret(value))
+        accounts.append(account)
+    return tuple(accounts)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_imap(accounts, smtp: SmtpSettings, label: str, problems: list[str]) -> None:
+    for i, a in enumerate(accounts):
+        where = f"{label}: imap[{i}]"
+        for key in ("host", "user", "mailbox"):
+            if not getattr(a, key):
+                problems.append(f"{where}.{key}: missing (required)")
+        if not a.password:
+            problems.append(f"{where}.password: not set; set password_file or password_env")
+        if not a.folders:
+            problems.append(f"{where}.folders: empty; list at least one folder")
+        if a.tls == "none" and a.host and not _is_loopback(a.host):
+            problems.append(
+                f'{where}.tls: "none" is only allowed for a loopback host, not "{a.host}" '
+                "(use implicit or starttls)"
+            )
+        if a.after == "move" and not a.move_to:
+            problems.append(f'{where}.move_to: missing; after = "move" needs a folder')
+        if a.ca_file is not None and not a.ca_file.exists():
+            problems.append(f'{where}.ca_file: "{a.ca_file}" does not exist')
+        mailbox = a.mailbox.lower()
+        domain = mailbox.rpartition("@")[2]
+        if a.mailbox and mailbox not in smtp.addresses and domain not in smtp.domains:
+            problems.append(
+                f'{where}.mailbox: "{a.mailbox}" is not one of smtp.addresses or smtp.domains'
+            )
 
 
 def _build_section(name, cls, table, base, environ, label, problems):
@@ -408,6 +878,17 @@ def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> Non
             problems.append(f'{label}: smtp.{key}: "{p}" does not exist')
     if smtp.require_tls and not smtp.tls_cert:
         problems.append(f"{label}: smtp.require_tls: true needs smtp.tls_cert and smtp.tls_key")
+    assistant: AssistantSettings = built["assistant"]
+    for key in ("confidence", "negative_sentiment"):
+        value = getattr(assistant, key)
+        if value > 1:
+            problems.append(f"{label}: assistant.{key}: {value} must be at most 1")
+    kdir = assistant.knowledge_dir
+    if assistant.backend == "knowledge" and (kdir is None or not kdir.is_dir()):
+        problems.append(
+            f'{label}: assistant.knowledge_dir: "{kdir or ""}" is not a folder; the knowledge '
+            "backend needs one with Markdown articles"
+        )
 
 
 def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -424,6 +905,16 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
                 v = str(v)
             row[f.name] = v
         out[name] = row
+    for i, account in enumerate(settings.imap):
+        row = {}
+        for f in dataclasses.fields(account):
+            v = getattr(account, f.name)
+            if isinstance(v, Secret):
+                v = "(set, hidden)" if v else "(not set)"
+            elif isinstance(v, (Path, datetime.date)):
+                v = str(v)
+            row[f.name] = v
+        out[f"imap.{i}"] = row
     return out
 
 

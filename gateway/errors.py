@@ -24,6 +24,17 @@ class TransientError(GatewayError):
     """A failure that may succeed later: retry with backoff."""
 
 
+class Deferred(TransientError):
+    """Not a failure: the work must wait until `until` (unix time), e.g. a spent daily quota.
+
+    The worker reschedules the job then without counting an attempt.
+    """
+
+    def __init__(self, message: str, *, until: float):
+        super().__init__(message)
+        self.until = until
+
+
 class PermanentError(GatewayError):
     """A failure that will not go away by itself: dead-letter it for a person."""
 

@@ -18,15 +18,28 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.assist import ASSIST_JOB, AssistJob, handoff_facts
 from gateway.config import Settings
+from gateway.delivery.outbox import capture_dir
+from gateway.delivery.relay import RelaySender
 from gateway.errors import GatewayError
+from gateway.hubspot.client import HubSpotClient
+from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
+from gateway.hubspot.handoff import HandoffRunner
+from gateway.hubspot.replies import ReplyRunner
+from gateway.hubspot.setup import SETUP_KEY, run_setup
+from gateway.intake.imap import ImapIntake
+from gateway.intake.imap_forwarding import forwarding_recorder
 from gateway.intake.smtp import Gate, start_smtp
+from gateway.outbound import SEND_REPLY_JOB, Outbound
 from gateway.process import MailProcessor
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
+from gateway.store.hubspot import HANDOFF_JOB, PUBLISH_JOB
 from gateway.store.intake import PROCESS_JOB
-from gateway.store.queries import ensure_secret
-from gateway.web import create_app
+from gateway.store.queries import ensure_secret, kv_set
+from gateway.store.replies import REP_REPLY_JOB
+from gateway.web import WebState, create_app
 from gateway.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -41,6 +54,14 @@ class Gateway:
     gate: Gate | None = None
     http_runner: web.AppRunner | None = None
     sandbox: object | None = None
+    imap: ImapIntake | None = None
+    endpoint: Endpoint | None = None
+    hubspot: HubSpotClient | None = None
+    handoff: HandoffRunner | None = None
+    webstate: WebState | None = None
+    sender: RelaySender | None = None
+    outbound: Outbound | None = None
+    replies: ReplyRunner | None = None
     _lock_fd: int | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -65,13 +86,9 @@ class Gateway:
         secret = (s.gateway.secret or await store.write(ensure_secret)).encode()
         support = frozenset(s.smtp.addresses)
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
-        self.worker = Worker(store, {PROCESS_JOB: processor}, s.worker)
-        self.smtp_server, self.gate, _ = await start_smtp(
-            s.smtp, store, hostname=s.gateway.hostname, on_accepted=self.worker.wake
-        )
-        self.http_runner = web.AppRunner(create_app(store), access_log=None)
-        await self.http_runner.setup()
-        await web.TCPSite(self.http_runner, s.http.listen.host, s.http.listen.port).start()
+        assist = AssistJob.from_settings(store, s.assistant)
+        processor.after_record.append(assist.after_record)
+        processor.after_record.append(forwarding_recorder(store))
         if s.hubspot.mode == "sandbox":
             from gateway.sandbox import start_sandbox
 
@@ -79,8 +96,49 @@ class Gateway:
                 s.hubspot.sandbox_listen.host,
                 s.hubspot.sandbox_listen.port,
                 db_path=s.hubspot.sandbox_db,
+                webhook_target_url=s.http.public_url.rstrip("/") + "/hubspot/webhook",
             )
+        self.endpoint = endpoint_for(s, self.sandbox.info() if self.sandbox else None)
+        self.hubspot = build_client(s, store, self.endpoint)
+        self.handoff = HandoffRunner(store, self.hubspot, s.hubspot, facts=handoff_facts)
+        processor.after_record.append(self._follow_handoff)
+        self.sender = RelaySender(
+            s.relay, capture_dir=capture_dir(s), local_hostname=s.gateway.hostname
+        )
+        self.outbound = Outbound(store, self.sender, s, secret)
+        self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
+        self.worker = Worker(
+            store,
+            {
+                PROCESS_JOB: processor,
+                ASSIST_JOB: assist,
+                HANDOFF_JOB: self.handoff.handoff_job,
+                PUBLISH_JOB: self.handoff.publish_job,
+                REP_REPLY_JOB: self.replies.rep_reply_job,
+                SEND_REPLY_JOB: self.outbound.send_reply_job,
+            },
+            s.worker,
+        )
+        if self.sandbox is not None:
+            await self._setup_hubspot()
+        self.smtp_server, self.gate, _ = await start_smtp(
+            s.smtp, store, hostname=s.gateway.hostname, on_accepted=self.worker.wake
+        )
+        self.webstate = WebState(
+            store,
+            webhook_secret=self.endpoint.client_secret,
+            public_url=s.http.public_url,
+            wake=self.worker.wake,
+        )
+        self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
+        await self.http_runner.setup()
+        await web.TCPSite(self.http_runner, s.http.listen.host, s.http.listen.port).start()
         self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        if s.hubspot.replies in ("poll", "both"):
+            poller = self.replies.poll_forever(s.hubspot.poll_interval, self.worker.wake)
+            self._tasks.append(asyncio.create_task(poller, name="reply-poller"))
+        self.imap = ImapIntake(s, store, on_accepted=self.worker.wake)
+        self.imap.start()
         log.info(
             "mail-gateway ready: SMTP %s:%d, HTTP %s:%d, store %s",
             s.smtp.listen.host,
@@ -90,7 +148,40 @@ class Gateway:
             s.db_path,
         )
 
+    async def _setup_hubspot(self) -> None:
+        """With the built-in sandbox, set it up at every start (it is idempotent)."""
+        s = self.settings
+        mailboxes = sorted(set(s.smtp.addresses))
+        try:
+            report = await run_setup(self.hubspot, s.hubspot, mailboxes, s.http.public_url)
+        except GatewayError as exc:
+            log.warning("HubSpot setup failed: %s", exc)
+            return
+        ids = report.ids.to_json()
+        await self.store.write(lambda db: kv_set(db, SETUP_KEY, ids))
+        for line in report.changed:
+            log.info("HubSpot setup: %s", line)
+
+    async def _follow_handoff(self, recorded, annotations) -> None:
+        """A new mail on a conversation already handed off goes to the same HubSpot thread."""
+        conv_id = recorded.conversation_id
+
+        def enqueue(db) -> None:
+            if db.execute("SELECT 1 FROM handoffs WHERE conversation_id = ?", [conv_id]).fetchone():
+                jobq.enqueue(
+                    db,
+                    PUBLISH_JOB,
+                    {"conversation_id": conv_id},
+                    dedupe_key=f"publish:{recorded.message_row_id}",
+                )
+
+        if not recorded.already_done:
+            await self.store.write(enqueue)
+            self.worker.wake()
+
     async def stop(self, *, drain_seconds: float = 30.0) -> None:
+        if self.imap is not None:
+            await self.imap.stop()
         if self.gate is not None:
             self.gate.closing = True
         if self.smtp_server is not None:
@@ -99,6 +190,9 @@ class Gateway:
                 await self.gate.drained(drain_seconds)
         if self.worker is not None:
             self.worker.stop()
+        for t in self._tasks:
+            if t.get_name() != "worker":
+                t.cancel()  # pollers hold no work in flight; the worker drains its jobs
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=drain_seconds)
             for t in pending:
@@ -107,6 +201,8 @@ class Gateway:
                     await t
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.hubspot is not None:
+            await self.hubspot.close()
         if self.sandbox is not None:
             await self.sandbox.close()
         if self.store is not None:

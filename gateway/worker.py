@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.config import WorkerSettings
-from gateway.errors import PermanentError
+from gateway.errors import Deferred, PermanentError
 from gateway.models import Job
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Job], Awaitable[None]]
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before try number attempts+1: 5 s doubling to an hour, with 20% jitter."""
-    base = min(3600.0, 5.0 * 2 ** max(0, attempts - 1))
+def backoff(attempts: int, first: float = 5.0) -> float:
+    """Seconds before try number attempts+1: `first` doubling to an hour, with 20% jitter."""
+    base = min(3600.0, first * 2 ** max(0, attempts - 1))
     return base * random.uniform(0.8, 1.2)
 
 
@@ -86,6 +86,15 @@ class Worker:
                 await handler(job)
         except asyncio.CancelledError:
             raise  # the lease expires and another run picks it up
+        except Deferred as exc:
+            until, reason = exc.until, str(exc)
+            log.info("job %s (%s) deferred until %s: %s", job.id, job.kind, until, reason)
+            await self.store.write(
+                lambda db: jobq.reschedule(
+                    db, job.id, error=reason, run_after=until, count_attempt=False
+                )
+            )
+            return
         except Exception as exc:
             self.failed += 1
             error = f"{type(exc).__name__}: {exc}"
@@ -95,7 +104,7 @@ class Worker:
                 )
                 await self.store.write(lambda db: jobq.bury(db, job.id, error=error))
             else:
-                delay = backoff(job.attempts)
+                delay = backoff(job.attempts, self.settings.retry_base_seconds)
                 log.warning(
                     "job %s (%s) failed, retry in %.0fs: %s", job.id, job.kind, delay, error
                 )

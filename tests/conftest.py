@@ -13,6 +13,7 @@ import pytest
 
 from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
+from gateway.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -75,6 +76,16 @@ def settings(config_path: Path) -> Settings:
         smtp=dataclasses.replace(s.smtp, listen=Listen("127.0.0.1", 0)),
         http=dataclasses.replace(s.http, listen=Listen("127.0.0.1", 0)),
     )
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    """A bare store (migrated, writer running) for tests of store verbs and jobs."""
+    s = Store(tmp_path / "gw.db")
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture
@@ -141,3 +152,32 @@ def make_mail(
         lines.append(f"References: {references}")
     head = "\r\n".join(lines) + ("\r\n" + extra_headers.strip("\r\n") if extra_headers else "")
     return (head + "\r\n\r\n" + body + "\r\n").encode()
+
+
+@pytest.fixture
+def hub_settings(settings: Settings) -> Settings:
+    """Settings with the built-in HubSpot sandbox on a free port, fast retries."""
+    http_port = free_port()  # known in advance: HubSpot's webhooks must find it
+    return dataclasses.replace(
+        settings,
+        http=dataclasses.replace(
+            settings.http,
+            listen=Listen("127.0.0.1", http_port),
+            public_url=f"http://127.0.0.1:{http_port}",
+        ),
+        hubspot=dataclasses.replace(
+            settings.hubspot, mode="sandbox", sandbox_listen=Listen("127.0.0.1", 0), sandbox_db=None
+        ),
+        worker=dataclasses.replace(settings.worker, retry_base_seconds=0.05, max_attempts=50),
+    )
+
+
+@pytest.fixture
+async def hub(hub_settings: Settings):
+    """A running gateway with its sandbox (gw.sandbox) set up for handoffs."""
+    gw = Gateway(hub_settings)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(drain_seconds=5)

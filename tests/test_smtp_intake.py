@@ -53,10 +53,20 @@ async def test_aiosmtplib_session(gateway: Gateway):
 @pytest.mark.skipif(not shutil.which("swaks"), reason="swaks not installed (make test installs it)")
 async def test_swaks(gateway: Gateway):
     proc = await asyncio.create_subprocess_exec(
-        "swaks", "--server", f"127.0.0.1:{gateway.smtp_port}", "--to", "support@example.com",
-        "--from", "bob@customer.test", "--header", "Subject: swaks test", "--body", "hi there",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        "swaks",
+        "--server",
+        f"127.0.0.1:{gateway.smtp_port}",
+        "--to",
+        "support@example.com",
+        "--from",
+        "bob@customer.test",
+        "--header",
+        "Subject: swaks test",
+        "--body",
+        "hi there",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()
     assert b"250 2.0.0 OK queued as" in out
@@ -149,8 +159,12 @@ def _dialogue(port: int, data: bytes) -> list[bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         f = s.makefile("rb")
         replies = [f.readline()]
-        for cmd in (b"EHLO t\r\n", b"MAIL FROM:<a@customer.test>\r\n",
-                    b"RCPT TO:<support@example.com>\r\n", b"DATA\r\n"):  # fmt: skip
+        for cmd in (
+            b"EHLO t\r\n",
+            b"MAIL FROM:<a@customer.test>\r\n",
+            b"RCPT TO:<support@example.com>\r\n",
+            b"DATA\r\n",
+        ):
             s.sendall(cmd)
             line = f.readline()
             while line[3:4] == b"-":
@@ -220,8 +234,12 @@ async def test_smtputf8_and_8bit(gateway: Gateway):
         with smtplib.SMTP("127.0.0.1", gateway.smtp_port, timeout=10) as s:
             s.ehlo()
             assert s.has_extn("smtputf8") and s.has_extn("8bitmime")
-            return s.sendmail("josé@exämple.test", ["support@example.com"], raw,
-                              mail_options=["SMTPUTF8", "BODY=8BITMIME"])  # fmt: skip
+            return s.sendmail(
+                "josé@exämple.test",
+                ["support@example.com"],
+                raw,
+                mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+            )
 
     assert await asyncio.to_thread(attempt) == {}
     await wait_processed(gateway, 1)
@@ -300,8 +318,9 @@ async def test_starttls(settings, tmp_path):
                 s.rset()
                 s.starttls(context=client_ctx)
                 s.ehlo()
-                return refused, s.sendmail("alice@customer.test", ["support@example.com"],
-                                           make_mail())  # fmt: skip
+                return refused, s.sendmail(
+                    "alice@customer.test", ["support@example.com"], make_mail()
+                )
 
         refused, result = await asyncio.to_thread(attempt)
         assert refused[0] == 530

@@ -74,11 +74,14 @@ def finish(db: Database, job_id: int) -> None:
     )
 
 
-def reschedule(db: Database, job_id: int, *, error: str, run_after: float) -> None:
+def reschedule(
+    db: Database, job_id: int, *, error: str, run_after: float, count_attempt: bool = True
+) -> None:
+    """Queue the job again at run_after; a deferral (not a failure) gives its attempt back."""
     db.execute(
         "UPDATE jobs SET state = 'queued', run_after = ?, lease_until = 0, last_error = ?, "
-        "updated_at = ? WHERE id = ?",
-        [run_after, error[:2000], now_iso(), job_id],
+        "attempts = attempts - ?, updated_at = ? WHERE id = ?",
+        [run_after, error[:2000], 0 if count_attempt else 1, now_iso(), job_id],
     )
 
 

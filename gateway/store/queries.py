@@ -12,6 +12,7 @@ import time
 from sqlite_utils import Database
 
 from gateway.errors import NotFound
+from gateway.store import imap_state
 from gateway.store import jobs as jobq
 from gateway.store.db import now_iso
 from gateway.store.intake import PROCESS_JOB
@@ -33,10 +34,16 @@ def status(db: Database) -> dict:
         "conversations_open": one("SELECT COUNT(*) FROM conversations WHERE status = 'open'"),
         "queue": jobq.depth_by_kind(db),
         "dead_letters": one("SELECT COUNT(*) FROM jobs WHERE state = 'dead'"),
+        "handoffs": {
+            state: n
+            for state, n in db.execute("SELECT state, COUNT(*) FROM handoffs GROUP BY state")
+        },
         "quarantined": one("SELECT COUNT(*) FROM quarantine WHERE state = 'held'"),
         "last_mail": (
             {"received_at": last[0], "mailbox": last[1], "envelope_from": last[2]} if last else None
         ),
+        "imap": imap_state.imap_status(db),
+        "forwarding_confirmations": imap_state.forwarding_confirmations(db),
     }
 
 
@@ -87,6 +94,33 @@ def show_session(db: Database, conversation_id: int) -> dict:
         "message_count",
     )
     out = dict(zip(keys, conv, strict=True))
+    handoff = db.execute(
+        "SELECT state, trigger, reason, contact_id, ticket_id, thread_id, note_id, comment_id, "
+        "last_error, updated_at FROM handoffs WHERE conversation_id = ?",
+        [conversation_id],
+    ).fetchone()
+    out["hubspot"] = (
+        dict(
+            zip(
+                (
+                    "state",
+                    "trigger",
+                    "reason",
+                    "contact_id",
+                    "ticket_id",
+                    "thread_id",
+                    "note_id",
+                    "comment_id",
+                    "last_error",
+                    "updated_at",
+                ),
+                handoff,
+                strict=True,
+            )
+        )
+        if handoff
+        else None
+    )
     out["participants"] = [
         {"email": e, "role": r}
         for e, r in db.execute(
@@ -119,6 +153,23 @@ def show_session(db: Database, conversation_id: int) -> dict:
         )
     ]
     return out
+
+
+def dead_letters(db: Database) -> list[dict]:
+    return [
+        {
+            "id": r[0],
+            "kind": r[1],
+            "payload": json.loads(r[2]),
+            "attempts": r[3],
+            "last_error": r[4],
+            "updated_at": r[5],
+        }
+        for r in db.execute(
+            "SELECT id, kind, payload, attempts, last_error, updated_at FROM jobs "
+            "WHERE state = 'dead' ORDER BY id"
+        )
+    ]
 
 
 def list_quarantine(db: Database, *, include_retried: bool = False) -> list[dict]:

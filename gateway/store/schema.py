@@ -146,3 +146,208 @@ def m001_intake(db: Database) -> None:
 
     # Small key/value facts that outlive a restart (generated secret, HubSpot ids, tokens).
     db["kv"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+
+
+@migrations()
+def m005_delivery(db: Database) -> None:
+    # One row per outgoing mail, keyed by what asked for it (the HubSpot message id, the
+    # assistant job key): the same reply is composed and sent at most once. The composed raw
+    # bytes are kept before the first attempt, so a retry after a crash re-sends the very same
+    # message (same Message-ID) instead of composing a new one.
+    db["deliveries"].create(
+        {
+            "id": int,
+            "source_key": str,
+            "conversation_id": int,
+            "state": str,  # queued | sending | sent | failed
+            "auto": int,  # 1 for the assistant's automatic mail
+            "message_id": str,  # ours, without brackets
+            "mail_from": str,  # envelope sender
+            "rcpts": str,  # JSON list of envelope recipients
+            "subject": str,
+            "text": str,
+            "html": str,
+            "author": str,
+            "sender_email": str,  # the rep's (or assistant's) address: chose the signature
+            "in_reply_to": str,  # JSON list
+            "references_": str,  # JSON list
+            "raw": bytes,
+            "attempts": int,
+            "last_error": str,
+            "smtp_code": int,
+            "smtp_reply": str,
+            "meta": str,  # JSON: whatever the caller needs later (HubSpot thread/message ids)
+            "message_row_id": int,  # messages.id once sent
+            "created_at": str,
+            "updated_at": str,
+            "first_attempt_at": float,  # unix time; the retry window counts from here
+            "next_attempt_at": float,
+            "sent_at": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"source_key", "conversation_id", "state", "message_id", "raw"},
+        defaults={"state": "queued", "attempts": 0, "auto": 0},
+    )
+    db["deliveries"].create_index(["source_key"], unique=True)
+    db["deliveries"].create_index(["conversation_id", "id"])
+    db["deliveries"].create_index(["state", "next_attempt_at"])
+
+
+@migrations()
+def m002_hubspot(db: Database) -> None:
+    # One row per conversation handed to HubSpot: each step's result, recorded when done, so
+    # a crash resumes at the next step and a retry never creates a second anything.
+    db["handoffs"].create(
+        {
+            "conversation_id": int,
+            "state": str,  # pending | done | dead
+            "trigger": str,  # assistant | auto | person
+            "reason": str,
+            "requested_at": str,
+            "updated_at": str,
+            "contact_id": str,
+            "thread_id": str,
+            "ticket_id": str,
+            "thread_linked": int,
+            "note_id": str,
+            "note_attempted": int,  # a create was sent: on retry, look before creating again
+            "comment_id": str,
+            "comment_attempted": int,
+            "last_error": str,
+        },
+        pk="conversation_id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        defaults={
+            "state": "pending",
+            "thread_linked": 0,
+            "note_attempted": 0,
+            "comment_attempted": 0,
+        },
+    )
+    # Every message of ours that is in a HubSpot thread, and the id HubSpot gave it: a
+    # message is published once, and a message HubSpot echoes back is known to be ours.
+    db["hubspot_messages"].create(
+        {
+            "message_row_id": int,
+            "conversation_id": int,
+            "hubspot_message_id": str,
+            "thread_id": str,
+            "published_at": str,
+        },
+        pk="message_row_id",
+        foreign_keys=[("message_row_id", "messages", "id")],
+    )
+    db["hubspot_messages"].create_index(["hubspot_message_id"])
+    db["hubspot_messages"].create_index(["conversation_id"])
+    # Reps' messages as HubSpot announced them (webhook or poll), once per HubSpot message id:
+    # the durable write that lets the webhook answer 2xx at once and process later.
+    db["hubspot_events"].create(
+        {
+            "hubspot_message_id": str,
+            "thread_id": str,
+            "source": str,  # channel-webhook | app-webhook | poll
+            "received_at": str,
+            "payload": str,  # JSON: the message when the event carried it
+            "outcome": str,  # pending | delivered | skipped: why | failed: reply
+        },
+        pk="hubspot_message_id",
+        defaults={"outcome": "pending"},
+    )
+
+
+@migrations()
+def m004_assistant(db: Database) -> None:
+    # Sentiment (VADER compound -1..1 and its label) and language (ISO 639-1) of each customer
+    # mail, computed when it is recorded.
+    for column, kind in (("sentiment", float), ("sentiment_label", str), ("language", str)):
+        db["messages"].add_column(column, kind)
+    # The escalation facts the handoff reads for its internal comment and the ticket:
+    # reason(s) joined by "; ", the summary (ticket description), the sentiment and language
+    # of the escalated mails, and when the assistant escalated (it never answers after that).
+    for column, kind in (
+        ("escalation_reason", str),
+        ("summary", str),
+        ("sentiment", float),
+        ("sentiment_label", str),
+        ("language", str),
+        ("escalated_at", str),
+    ):
+        db["conversations"].add_column(column, kind)
+    # One row per customer mail the assistant decided on: its audit trail, and the counts
+    # behind the reply limits (per conversation, per sender and window).
+    db["assistant_decisions"].create(
+        {
+            "id": int,
+            "conversation_id": int,
+            "message_row_id": int,  # the newest customer mail of the burst it answered
+            "sender": str,  # the customer's address (rate limit per sender)
+            "action": str,  # reply | escalate
+            "reasons": str,  # JSON list
+            "confidence": float,
+            "source": str,  # article title / backend that produced the answer
+            "markdown": str,  # the reply as enqueued for delivery
+            "created_at": str,
+            "created_ts": float,  # unix time, for the rate-limit window
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "message_row_id", "action"},
+    )
+    db["assistant_decisions"].create_index(["conversation_id", "message_row_id"], unique=True)
+    db["assistant_decisions"].create_index(["sender", "created_ts"])
+
+
+@migrations()
+def m003_imap(db: Database) -> None:
+    # Where each IMAP folder's sync stands: the UID range already stored under a UIDVALIDITY,
+    # first-sync progress, and the UIDs whose after-action (seen/move/delete) is still due.
+    db["imap_state"].create(
+        {
+            "account": str,  # user@host:port
+            "folder": str,
+            "uidvalidity": int,
+            "last_uid": int,  # every UID <= this is stored (or skipped on purpose)
+            "done": int,  # progress of the current (first or re-) sync
+            "total": int,
+            "state": str,  # connecting | syncing | idle | polling | error
+            "error": str,
+            "after_pending": str,  # JSON list of UIDs stored but not yet marked/moved/deleted
+            "first_sync_done": int,  # 1 once a full pass ended: `since` applies only before
+            "updated_at": str,
+        },
+        pk=("account", "folder"),
+        defaults={
+            "last_uid": 0,
+            "done": 0,
+            "total": 0,
+            "after_pending": "[]",
+            "first_sync_done": 0,
+        },
+    )
+    # Mails left in the mailbox on purpose (too big): shown by `mail-gateway status`.
+    db["imap_skipped"].create(
+        {
+            "account": str,
+            "folder": str,
+            "uidvalidity": int,
+            "uid": int,
+            "size": int,
+            "message_id": str,
+            "reason": str,
+            "created_at": str,
+        },
+        pk=("account", "folder", "uidvalidity", "uid"),
+    )
+    # Providers' forwarding confirmations (SMTP or IMAP): the admin finishes the set-up by hand.
+    db["forwarding_confirmations"].create(
+        {
+            "raw_id": int,
+            "mailbox": str,
+            "provider": str,
+            "code": str,
+            "link": str,
+            "received_at": str,
+        },
+        pk="raw_id",
+    )
