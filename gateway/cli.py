@@ -228,6 +228,9 @@ def _register_optional() -> None:
     from gateway.cli_imap import imap_command
 
     cli.add_command(imap_command)
+    from gateway.cli_hubspot import hubspot
+
+    cli.add_command(hubspot)
 
 
 _register_optional()

@@ -129,6 +129,7 @@ class Gateway:
             webhook_secret=self.endpoint.client_secret,
             public_url=s.http.public_url,
             wake=self.worker.wake,
+            endpoint=self.endpoint,
         )
         self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
         await self.http_runner.setup()

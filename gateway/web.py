@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.hubspot.connect import CALLBACK_PATH, Endpoint, complete_oauth
+from gateway.hubspot.errors import HubSpotError
 from gateway.hubspot.webhooks import BadWebhook, parse_events, verify_v3
 from gateway.store.db import Store
 from gateway.store.queries import status
@@ -30,6 +32,7 @@ class WebState:
     webhook_secret: str = ""
     public_url: str = ""
     wake: Callable[[], None] = lambda: None
+    endpoint: Endpoint | None = None  # for the OAuth callback of `hubspot connect`
     counters: Counter = field(default_factory=Counter)
 
 
@@ -98,6 +101,20 @@ async def hubspot_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def oauth_callback(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    code, state = request.query.get("code", ""), request.query.get("state", "")
+    if st.endpoint is None or not code:
+        return web.Response(status=400, text="missing code")
+    try:
+        await complete_oauth(st.store, st.endpoint, st.public_url, code, state)
+    except HubSpotError as exc:
+        log.warning("OAuth callback refused: %s", exc)
+        return web.Response(status=400, text=f"HubSpot connection failed: {exc.message}")
+    log.info("HubSpot connected through OAuth; tokens stored")
+    return web.Response(text="mail-gateway is connected to HubSpot. You can close this page.")
+
+
 def create_app(state: WebState) -> web.Application:
     app = web.Application(client_max_size=MAX_WEBHOOK_BODY)
     app[STATE] = state
@@ -106,4 +123,5 @@ def create_app(state: WebState) -> web.Application:
     app.router.add_get("/status", status_view)
     app.router.add_post("/hubspot/channel-webhook", hubspot_webhook)
     app.router.add_post("/hubspot/webhook", hubspot_webhook)
+    app.router.add_get(CALLBACK_PATH, oauth_callback)
     return app

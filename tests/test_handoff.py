@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 
+import aiohttp
 from hubspot_helpers import (
     admin,
     all_objects,
@@ -16,8 +18,10 @@ from hubspot_helpers import (
     wait_handed_off,
 )
 
+from gateway.hubspot.connect import OAUTH_KEY, oauth_token
 from gateway.service import Gateway
 from gateway.store.hubspot import request_handoff
+from gateway.store.queries import kv_get
 
 from conftest import make_mail, wait_for, wait_processed
 
@@ -261,8 +265,6 @@ async def test_cli_handoff_and_sessions_show_ids(hub: Gateway, hub_settings, tmp
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["--config", config, "sessions", "show", str(conv), "--json"]
     )
-    import json
-
     shown = json.loads(result.stdout)
     assert shown["hubspot"]["ticket_id"] == h["ticket_id"]
     assert shown["hubspot"]["state"] == "done"
@@ -271,3 +273,108 @@ async def test_cli_handoff_and_sessions_show_ids(hub: Gateway, hub_settings, tmp
     )
     assert result.exit_code == 1 and "no such session" in result.stderr
     await wait_processed(hub, 1)
+
+
+async def test_hubspot_setup_cli_is_idempotent(hub: Gateway, hub_settings):
+    from click.testing import CliRunner
+
+    from gateway.cli import cli
+
+    from conftest import write_config
+
+    # a config file for the CLI: same state dir and public URL, the running sandbox's port
+    port = hub.sandbox.info()["baseUrl"].rsplit(":", 1)[1]
+    config = write_config(
+        hub_settings.source.parent,
+        **{
+            'mode = "live"': f'mode = "sandbox"\nsandbox_listen = "127.0.0.1:{port}"',
+            '"127.0.0.1:8025"': (
+                f'"{hub_settings.http.listen}"\npublic_url = "{hub_settings.http.public_url}"'
+            ),
+        },
+    )
+    first = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", str(config), "hubspot", "setup", "--json"]
+    )
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["changed"] == []  # the daemon set it up at start: nothing left to change
+    assert any("custom channel" in line for line in report["found"])
+    channels = await api(
+        hub,
+        "GET",
+        "/conversations/v3/custom-channels",
+        params={
+            "hapikey": hub.sandbox.info()["developerApiKey"],
+            "appId": hub.sandbox.info()["appId"],
+        },
+    )
+    assert len(channels["results"]) == 1
+
+    # OAuth: the CLI prints the authorize URL; the daemon's callback stores the tokens
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--config", str(config), "hubspot", "connect", "--no-wait"]
+    )
+    assert result.exit_code == 0, result.output
+    url = next(line for line in result.stdout.splitlines() if line.startswith("http"))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url) as r:  # the sandbox approves at once and redirects to us
+            assert r.status == 200, await r.text()
+            assert "connected" in await r.text()
+    tokens = json.loads(await hub.store.read(lambda db: kv_get(db, OAUTH_KEY)))
+    assert tokens["access_token"] and tokens["refresh_token"]
+    # and they work: a client on the stored OAuth tokens refreshes and calls HubSpot
+    from gateway.hubspot.client import HubSpotClient
+
+    async with HubSpotClient(hub.endpoint.base_url, oauth_token(hub.store, hub.endpoint)) as c:
+        assert "results" in await c.get("/crm/v3/owners")
+    # a forged callback is refused
+    async with aiohttp.ClientSession() as s:
+        bad = f"{hub_settings.http.public_url}/hubspot/oauth-callback?code=x&state=forged"
+        async with s.get(bad) as r:
+            assert r.status == 400
+
+
+async def test_burst_of_handoffs_stays_within_the_rate_limit(hub: Gateway):
+    """200 handoffs against a 100-calls-per-window sandbox (window scaled from 10 s to 1 s)."""
+    await admin(hub, "PATCH", "/limits", json={"burst": 100, "interval_ms": 1000})
+    n = 200
+
+    def send_all():
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", hub.smtp_port, timeout=30) as s:
+            for i in range(n):
+                raw = make_mail(
+                    sender=f"B{i} <b{i}@customer.test>",
+                    subject=f"Burst {i}",
+                    message_id=f"burst{i}@customer.test",
+                )
+                s.sendmail(f"b{i}@customer.test", ["support@example.com"], raw)
+
+    await asyncio.to_thread(send_all)
+    await wait_processed(hub, n, within=60)
+    convs = await hub.store.read(
+        lambda db: [r[0] for r in db.execute("SELECT id FROM conversations")]
+    )
+
+    def ask(db):
+        for c in convs:
+            request_handoff(db, c, reason="burst", trigger="person")
+
+    before = hub.hubspot.stats.rate_limited
+    started = asyncio.get_running_loop().time()
+    await hub.store.write(ask)
+    hub.worker.wake()
+    for c in convs:
+        await wait_handed_off(hub, c, within=120)
+    took = asyncio.get_running_loop().time() - started
+    limited = hub.hubspot.stats.rate_limited - before
+    calls = hub.hubspot.stats.total
+    print(f"{n} handoffs: {calls} HubSpot calls in {took:.1f} s, {limited} answered 429")
+    failed = await hub.store.read(
+        lambda db: db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
+    )
+    assert failed == 0
+    assert len(await all_objects(hub, "tickets")) == n
+    assert limited <= calls * 0.02  # pacing keeps 429s rare

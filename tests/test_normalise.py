@@ -50,6 +50,17 @@ def test_intake_key_uses_message_id_or_derives_one():
     assert intake_key(b"Subject: s\r\n\r\nMessage-ID: <body@x.test>\r\n")[0] != "body@x.test"
 
 
+def test_intake_key_ignores_trace_headers_added_by_hops():
+    mail = b"From: a@x.test\r\nMessage-ID: <m@x.test>\r\nSubject: s\r\n\r\nbody\r\n"
+    hopped = (
+        b"Return-Path: <a@x.test>\r\nDelivered-To: support@example.com\r\n"
+        b"Received: from mx.x.test\r\n  by imap.example.com; Tue, 24 Nov 2026\r\n" + mail
+    )
+    assert intake_key(hopped) == intake_key(mail)
+    changed = mail.replace(b"Subject: s", b"Subject: t")
+    assert intake_key(changed)[1] != intake_key(mail)[1]
+
+
 def test_header_block_size():
     assert header_block_size(b"A: 1\r\nB: 2\r\n\r\nbody") == len(b"A: 1\r\nB: 2")
     assert header_block_size(b"A: 1\r\nB: 2") == len(b"A: 1\r\nB: 2")

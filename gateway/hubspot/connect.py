@@ -7,6 +7,7 @@ before they expire), or none (every call then says how to fix it).
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import urllib.parse
@@ -22,11 +23,12 @@ from gateway.store.db import Store
 from gateway.store.queries import kv_get, kv_set
 
 OAUTH_KEY = "hubspot.oauth"
+OAUTH_STATE_KEY = "hubspot.oauth_state"
 CALLBACK_PATH = "/hubspot/oauth-callback"
 SCOPES = (
     "conversations.custom_channels.read conversations.custom_channels.write "
     "conversations.read conversations.write tickets "
-    "crm.objects.contacts.read crm.objects.contacts.write"
+    "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read files"
 )
 
 
@@ -148,3 +150,19 @@ def build_client(settings: Settings, store: Store, ep: Endpoint) -> HubSpotClien
         burst_limit=settings.hubspot.burst_limit,
         timeout=settings.hubspot.timeout,
     )
+
+
+async def complete_oauth(
+    store: Store, ep: Endpoint, public_url: str, code: str, state: str
+) -> None:
+    """The callback of `hubspot connect`: check the state, trade the code, keep the tokens."""
+    expected = await store.read(lambda db: kv_get(db, OAUTH_STATE_KEY))
+    if not expected or not state or not hmac.compare_digest(expected, state):
+        raise HubSpotAuthError(400, "unknown OAuth state: run `mail-gateway hubspot connect` again")
+    tokens = await exchange(
+        ep,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=public_url.rstrip("/") + CALLBACK_PATH,
+    )
+    await store.write(lambda db: kv_set(db, OAUTH_KEY, json.dumps(tokens)))

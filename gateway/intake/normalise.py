@@ -40,15 +40,34 @@ def header_block_size(data: bytes) -> int:
     return len(data) if end < 0 else end
 
 
+# Headers that each hop adds on the way: the same mail fetched from a mailbox carries more of
+# them than the copy a forwarding rule sent us, so they are not part of what makes it the same.
+_TRACE = (
+    b"received", b"return-path", b"delivered-to", b"x-original-to", b"x-received",
+    b"arc-seal", b"arc-message-signature", b"arc-authentication-results",
+    b"authentication-results", b"received-spf", b"x-spam-status", b"x-spam-score",
+    b"x-spam-flag", b"x-virus-scanned", b"x-gm-message-state",
+)  # fmt: skip
+_FIELD = re.compile(rb"(?m)^(?=[^ \t\r\n])")
+
+
+def _without_trace(head: bytes) -> bytes:
+    fields = [f for f in _FIELD.split(head) if f]
+    return b"".join(f for f in fields if f.split(b":", 1)[0].strip().lower() not in _TRACE)
+
+
 def intake_key(normalised: bytes) -> tuple[str, str]:
     """(Message-ID, sha256) of a normalised mail: with the mailbox, the dedupe key.
 
-    A mail without a usable Message-ID gets one derived from its hash, so a resend of the same
-    bytes still finds the first copy; a sender reusing a Message-ID for other bytes is a new mail.
+    The hash leaves out the trace headers hops add (Received, Delivered-To, …), so a mail that
+    arrives both by forwarding and in the mailbox is stored once. A mail without a usable
+    Message-ID gets one derived from its hash, so a resend of the same bytes still finds the
+    first copy; a sender reusing a Message-ID for other content is a new mail.
     """
-    digest = hashlib.sha256(normalised).hexdigest()
     end = normalised.find(b"\r\n\r\n")
     head = normalised if end < 0 else normalised[:end]
+    body = b"" if end < 0 else normalised[end:]
+    digest = hashlib.sha256(_without_trace(head + b"\r\n") + body).hexdigest()
     m = _MESSAGE_ID.search(head)
     if m:
         try:

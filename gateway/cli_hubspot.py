@@ -1,0 +1,116 @@
+"""`mail-gateway hubspot setup` and `mail-gateway hubspot connect`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+
+import click
+
+from gateway.cli_common import Context, friendly_errors, pass_ctx
+from gateway.cli_output import emit_json
+from gateway.config import Settings
+from gateway.hubspot.connect import (
+    OAUTH_KEY,
+    OAUTH_STATE_KEY,
+    authorize_url,
+    build_client,
+    endpoint_for,
+    sandbox_info_from,
+)
+from gateway.hubspot.setup import SETUP_KEY, run_setup
+from gateway.store.db import Store
+from gateway.store.queries import kv_get, kv_set
+
+
+async def _endpoint(settings: Settings):
+    info = await sandbox_info_from(settings) if settings.hubspot.mode == "sandbox" else None
+    return endpoint_for(settings, info)
+
+
+@click.group()
+def hubspot() -> None:
+    """Connect the gateway to HubSpot and set up the channel, inbox and ticket pipeline."""
+
+
+@hubspot.command("setup")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys).")
+@pass_ctx
+@friendly_errors
+def setup_command(ctx: Context, as_json: bool) -> None:
+    """Find or create the custom channel, channel accounts, pipeline stage, unique property.
+
+    Running it again changes nothing; it prints what it found and what it changed.
+    """
+    settings = ctx.settings
+
+    async def run():
+        store = Store(settings.db_path)
+        try:
+            ep = await _endpoint(settings)
+            async with build_client(settings, store, ep) as client:
+                mailboxes = sorted(set(settings.smtp.addresses))
+                report = await run_setup(
+                    client, settings.hubspot, mailboxes, settings.http.public_url
+                )
+            ids = report.ids.to_json()
+            await store.write(lambda db: kv_set(db, SETUP_KEY, ids))
+            return report
+        finally:
+            store.close()
+
+    report = asyncio.run(run())
+    if as_json:
+        emit_json(
+            {
+                "found": report.found,
+                "changed": report.changed,
+                "ids": json.loads(report.ids.to_json()),
+            }
+        )
+        return
+    for line in report.found:
+        click.echo(f"found    {line}")
+    for line in report.changed:
+        click.echo(f"changed  {line}")
+    if not report.changed:
+        click.echo("nothing to change")
+
+
+@hubspot.command("connect")
+@click.option("--wait/--no-wait", default=True, help="Wait until the gateway got the callback.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait.")
+@pass_ctx
+@friendly_errors
+def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
+    """OAuth: print the authorize URL; the running daemon receives the callback and keeps
+    the tokens in its store (never in the config file)."""
+    settings = ctx.settings
+    ep = asyncio.run(_endpoint(settings))
+    if not ep.client_id:
+        raise click.ClickException(
+            "hubspot.client_id is empty: set your app's client id (and client_secret)"
+        )
+    state = secrets.token_urlsafe(16)
+    db = ctx.db()
+    before = kv_get(db, OAUTH_KEY)
+    with db.atomic():
+        kv_set(db, OAUTH_STATE_KEY, state)
+    click.echo("Open this URL in a browser logged in to HubSpot and approve the app:")
+    click.echo(authorize_url(ep, settings.http.public_url, state))
+    if not wait:
+        return
+    click.echo("waiting for HubSpot to call back the gateway …", err=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = kv_get(db, OAUTH_KEY)
+        if now and now != before:
+            click.echo("connected: tokens stored; they are refreshed automatically")
+            return
+        time.sleep(1)
+    raise click.ClickException(
+        f"no callback within {timeout} s: is `mail-gateway serve` running and "
+        f"{settings.http.public_url} reachable from your browser?"
+    )
