@@ -228,6 +228,10 @@ def _register_optional() -> None:
     from gateway.cli_imap import imap_command
 
     cli.add_command(imap_command)
+    from gateway.cli_ops import COMMANDS as ops_commands  # doctor
+
+    for command in ops_commands:
+        cli.add_command(command)
     from gateway.cli_hubspot import hubspot
 
     cli.add_command(hubspot)

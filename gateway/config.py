@@ -77,6 +77,13 @@ class GatewaySettings:
         choices=("debug", "info", "warning", "error"),
     )
     log_format: str = _key("text or json.", "text", "choice", choices=("text", "json"))
+    stop_timeout: float = _key(
+        "Seconds a stop (SIGTERM) waits for SMTP sessions in DATA and running jobs to finish; "
+        "keep it below systemd's TimeoutStopSec.",
+        30.0,
+        "float",
+        min=0.0,
+    )
 
 
 @dataclass(frozen=True)

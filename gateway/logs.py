@@ -1,11 +1,80 @@
-"""Logging set-up: one line per event, text for humans or JSON for collectors."""
+"""Logging set-up: one line per event, text for humans or JSON for collectors.
+
+Every line goes through the redaction of the formatter: bearer tokens, `hapikey=`/`token=`
+style query values and the configured secrets are masked, whatever a library put in the
+message or the traceback. Lines logged while a job runs carry its conversation and message
+ids (from a context variable the service sets around each job), so one grep finds the story
+of one conversation. Message bodies are only ever logged at debug level.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
+
+# Ids of what is being worked on: conversation_id, message_id, raw_id, job_id.
+_CONTEXT: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "log_context", default=None
+)
+CONTEXT_KEYS = ("conversation_id", "message_id", "raw_id", "job_id")
+
+_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(
+        r"(?i)((?:hapikey|api_key|apikey|access_token|refresh_token|client_secret|token|"
+        r"password)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
+    ),
+]
+_secrets: set[str] = set()
+MASK = "***"
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Configured secrets (tokens, passwords): never shown, wherever they appear."""
+    for v in values:
+        if v and len(str(v)) >= 4:
+            _secrets.add(str(v))
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+@contextlib.contextmanager
+def log_context(**ids: object) -> Iterator[None]:
+    """Within the block, log records carry these ids (None values are left out)."""
+    current = dict(_CONTEXT.get() or {})
+    current.update({k: v for k, v in ids.items() if v is not None})
+    token = _CONTEXT.set(current)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the context ids onto each record (an explicit `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_CONTEXT.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def _ids(record: logging.LogRecord) -> dict[str, object]:
+    return {k: getattr(record, k) for k in CONTEXT_KEYS if getattr(record, k, None) is not None}
 
 
 class JsonFormatter(logging.Formatter):
@@ -15,19 +84,32 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
+            **_ids(record),
         }
         if record.exc_info:
-            out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+            out["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = _ids(record)
+        if ids:
+            first, nl, rest = line.partition("\n")
+            tags = " ".join(f"{k.removesuffix('_id')}={v}" for k, v in ids.items())
+            line = f"{first} [{tags}]{nl}{rest}"
+        return redact(line)
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -10,27 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
+import json
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.assist import ASSIST_JOB, AssistJob, handoff_facts
-from gateway.config import Settings
+from gateway.assist import ASSIST_JOB, AssistJob, build_assistant, handoff_facts
+from gateway.config import Secret, Settings, load_settings
 from gateway.delivery.outbox import capture_dir
 from gateway.delivery.relay import RelaySender
 from gateway.errors import GatewayError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
 from gateway.hubspot.handoff import HandoffRunner
-from gateway.hubspot.replies import ReplyRunner
+from gateway.hubspot.replies import BOUNCE_JOB, ReplyRunner
 from gateway.hubspot.setup import SETUP_KEY, run_setup
 from gateway.intake.imap import ImapIntake
 from gateway.intake.imap_forwarding import forwarding_recorder
 from gateway.intake.smtp import Gate, start_smtp
+from gateway.logs import log_context, register_secrets
+from gateway.metrics import Metrics, hubspot_budget_left
+from gateway.models import BOUNCE
 from gateway.outbound import SEND_REPLY_JOB, Outbound
 from gateway.process import MailProcessor
 from gateway.store import jobs as jobq
@@ -39,6 +45,7 @@ from gateway.store.hubspot import HANDOFF_JOB, PUBLISH_JOB
 from gateway.store.intake import PROCESS_JOB
 from gateway.store.queries import ensure_secret, kv_set
 from gateway.store.replies import REP_REPLY_JOB
+from gateway.systemd import Notifier
 from gateway.web import WebState, create_app
 from gateway.worker import Worker
 
@@ -62,6 +69,9 @@ class Gateway:
     sender: RelaySender | None = None
     outbound: Outbound | None = None
     replies: ReplyRunner | None = None
+    assist: AssistJob | None = None
+    metrics: Metrics | None = None
+    notifier: Notifier = field(default_factory=Notifier)
     _lock_fd: int | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -79,6 +89,7 @@ class Gateway:
         s = self.settings
         s.gateway.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(s.gateway.state_dir / "gateway.lock")
+        register_secrets(_secrets(s))
         self.store = store = Store(s.db_path)
         recovered = await store.write(jobq.recover)
         if recovered:
@@ -86,7 +97,8 @@ class Gateway:
         secret = (s.gateway.secret or await store.write(ensure_secret)).encode()
         support = frozenset(s.smtp.addresses)
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
-        assist = AssistJob.from_settings(store, s.assistant)
+        self.metrics = metrics = Metrics(self)
+        self.assist = assist = AssistJob.from_settings(store, s.assistant)
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
         if s.hubspot.mode == "sandbox":
@@ -105,31 +117,38 @@ class Gateway:
         self.sender = RelaySender(
             s.relay, capture_dir=capture_dir(s), local_hostname=s.gateway.hostname
         )
+        metrics.watch_sender(self.sender)
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
+        handlers = {
+            PROCESS_JOB: processor,
+            ASSIST_JOB: self._assist_job,  # through self.assist: SIGHUP swaps the assistant
+            HANDOFF_JOB: self.handoff.handoff_job,
+            PUBLISH_JOB: self.handoff.publish_job,
+            REP_REPLY_JOB: self.replies.rep_reply_job,
+            BOUNCE_JOB: self.replies.bounce_job,
+            SEND_REPLY_JOB: self.outbound.send_reply_job,
+        }
         self.worker = Worker(
             store,
-            {
-                PROCESS_JOB: processor,
-                ASSIST_JOB: assist,
-                HANDOFF_JOB: self.handoff.handoff_job,
-                PUBLISH_JOB: self.handoff.publish_job,
-                REP_REPLY_JOB: self.replies.rep_reply_job,
-                SEND_REPLY_JOB: self.outbound.send_reply_job,
-            },
+            {kind: metrics.job(kind, _with_ids(fn)) for kind, fn in handlers.items()},
             s.worker,
         )
         if self.sandbox is not None:
             await self._setup_hubspot()
-        self.smtp_server, self.gate, _ = await start_smtp(
+        self.smtp_server, self.gate, smtp_handler = await start_smtp(
             s.smtp, store, hostname=s.gateway.hostname, on_accepted=self.worker.wake
         )
+        metrics.watch_smtp(smtp_handler)
         self.webstate = WebState(
             store,
             webhook_secret=self.endpoint.client_secret,
             public_url=s.http.public_url,
             wake=self.worker.wake,
             endpoint=self.endpoint,
+            metrics=metrics,
+            smtp_listening=self._smtp_listening,
+            hubspot_auth=self._hubspot_auth,
         )
         self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
         await self.http_runner.setup()
@@ -140,6 +159,11 @@ class Gateway:
             self._tasks.append(asyncio.create_task(poller, name="reply-poller"))
         self.imap = ImapIntake(s, store, on_accepted=self.worker.wake)
         self.imap.start()
+        self._tasks.append(asyncio.create_task(self._snapshot_forever(), name="runtime-snapshot"))
+        if self.notifier.watchdog_seconds:
+            watchdog = self.notifier.watchdog_loop()
+            self._tasks.append(asyncio.create_task(watchdog, name="watchdog"))
+        self.notifier.ready(f"serving SMTP on {s.smtp.listen.host}:{self.smtp_port}")
         log.info(
             "mail-gateway ready: SMTP %s:%d, HTTP %s:%d, store %s",
             s.smtp.listen.host,
@@ -176,19 +200,106 @@ class Gateway:
                     dedupe_key=f"publish:{recorded.message_row_id}",
                 )
 
+        def enqueue_bounce(db) -> None:
+            raw_id = db.execute(
+                "SELECT raw_id FROM messages WHERE id = ?", [recorded.message_row_id]
+            ).fetchone()[0]
+            jobq.enqueue(db, BOUNCE_JOB, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
+
         if not recorded.already_done:
             await self.store.write(enqueue)
+            if BOUNCE in annotations:
+                await self.store.write(enqueue_bounce)
             self.worker.wake()
 
+    async def _assist_job(self, job) -> None:
+        await self.assist(job)
+
+    def _smtp_listening(self) -> bool:
+        server, gate = self.smtp_server, self.gate
+        return bool(server and server.is_serving() and gate and not gate.closing)
+
+    async def _hubspot_auth(self) -> None:
+        """A cheap authenticated call; raises when the token is missing, revoked or expired."""
+        async with asyncio.timeout(10):
+            await self.hubspot.get("/crm/v3/owners", params={"limit": 1})
+
+    def runtime_snapshot(self) -> dict:
+        """What `mail-gateway status` (another process) cannot ask the daemon directly."""
+        client = self.hubspot
+        return {
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "pid": os.getpid(),
+            "budget_left": hubspot_budget_left(client) if client else None,
+            "budget_limit": client.window.limit if client else None,
+            "budget_interval_seconds": client.window.interval if client else None,
+            "calls": client.stats.total if client else 0,
+            "rate_limited": client.stats.rate_limited if client else 0,
+            "retries": client.stats.retries if client else 0,
+        }
+
+    async def _snapshot_forever(self, every: float = 10.0) -> None:
+        while True:
+            snap = json.dumps(self.runtime_snapshot())
+            try:
+                await self.store.write(lambda db, snap=snap: kv_set(db, RUNTIME_KEY, snap))
+            except Exception as exc:  # a full disk shows in /readyz; keep serving
+                log.warning("cannot store the runtime snapshot: %s", exc)
+            await asyncio.sleep(every)
+
+    async def reload(self) -> list[str]:
+        """SIGHUP: re-read the config file; apply signatures, assistant and knowledge, log level.
+
+        Returns the settings that changed but need a restart (listeners, store, HubSpot, relay).
+        A config with errors changes nothing: the daemon keeps running on the old settings.
+        """
+        old = self.settings
+        if old.source is None:
+            log.warning("reload: these settings did not come from a file; nothing to re-read")
+            return []
+        self.notifier.reloading()
+        try:
+            new = await asyncio.to_thread(load_settings, old.source)
+            assistant = await asyncio.to_thread(build_assistant, new.assistant)
+        except Exception as exc:
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            for line in problems:
+                log.error("reload refused, keeping the running settings: %s", line)
+            self.notifier.ready("reload failed; running on the previous settings")
+            return []
+        needs_restart = _restart_keys(old, new)
+        self.settings = dataclasses.replace(
+            old,
+            signatures=new.signatures,
+            assistant=new.assistant,
+            gateway=dataclasses.replace(old.gateway, log_level=new.gateway.log_level),
+        )
+        if self.outbound is not None:
+            self.outbound.settings = dataclasses.replace(
+                self.outbound.settings, signatures=new.signatures, assistant=new.assistant
+            )
+        if self.assist is not None:
+            self.assist.settings, self.assist.assistant = new.assistant, assistant
+        set_log_level(new.gateway.log_level)
+        log.info(
+            "reloaded %s: signatures, assistant and knowledge, log level %s",
+            old.source,
+            new.gateway.log_level,
+        )
+        for key in needs_restart:
+            log.warning("reload: %s changed; it takes effect after a restart", key)
+        self.notifier.ready(f"serving SMTP on {old.smtp.listen.host}:{self.smtp_port}")
+        return needs_restart
+
     async def stop(self, *, drain_seconds: float = 30.0) -> None:
+        self.notifier.stopping("stopping: draining SMTP sessions and jobs")
         if self.imap is not None:
             await self.imap.stop()
         if self.gate is not None:
-            self.gate.closing = True
+            self.gate.closing = True  # the listener stays open meanwhile: newcomers get 421
+            await self.gate.drained(drain_seconds)
         if self.smtp_server is not None:
             self.smtp_server.close()
-            if self.gate is not None:
-                await self.gate.drained(drain_seconds)
         if self.worker is not None:
             self.worker.stop()
         for t in self._tasks:
@@ -200,6 +311,10 @@ class Gateway:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+        if self.store is not None and self.hubspot is not None:
+            snap = json.dumps(self.runtime_snapshot())
+            with contextlib.suppress(Exception):
+                await self.store.write(lambda db: kv_set(db, RUNTIME_KEY, snap))
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         if self.hubspot is not None:
@@ -211,6 +326,65 @@ class Gateway:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+RUNTIME_KEY = "runtime.hubspot"
+
+
+def _with_ids(fn):
+    """Log lines written while a job runs carry its job, conversation and message ids."""
+
+    async def run(job) -> None:
+        p = job.payload if isinstance(job.payload, dict) else {}
+        with log_context(
+            job_id=job.id,
+            conversation_id=p.get("conversation_id"),
+            raw_id=p.get("raw_id"),
+            message_id=p.get("message_id") or p.get("hubspot_message_id"),
+        ):
+            await fn(job)
+
+    return run
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every configured secret value, for the log redaction."""
+    sections = [getattr(settings, f.name) for f in dataclasses.fields(settings)]
+    sections += list(settings.imap)
+    values = [
+        getattr(section, f.name)
+        for section in sections
+        if dataclasses.is_dataclass(section)
+        for f in dataclasses.fields(section)
+    ]
+    return [v for v in values if isinstance(v, Secret)]
+
+
+# Sections read only at start; signatures, assistant and log_level are re-read on SIGHUP.
+_RESTART_SECTIONS = ("smtp", "http", "hubspot", "worker", "relay", "imap")
+
+
+def _restart_keys(old: Settings, new: Settings) -> list[str]:
+    changed = []
+    for name in _RESTART_SECTIONS:
+        a, b = getattr(old, name), getattr(new, name)
+        if name == "imap":
+            if a != b:
+                changed.append("imap")
+            continue
+        for f in dataclasses.fields(a):
+            if getattr(a, f.name) != getattr(b, f.name):
+                changed.append(f"{name}.{f.name}")
+    for key in ("state_dir", "hostname", "secret", "log_format", "stop_timeout"):
+        if getattr(old.gateway, key, None) != getattr(new.gateway, key, None):
+            changed.append(f"gateway.{key}")
+    return changed
+
+
+def set_log_level(level: str) -> None:
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))
 
 
 def _lock(path) -> int:
@@ -227,15 +401,23 @@ def _lock(path) -> int:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then stop in order."""
+    """Run until SIGTERM or SIGINT, then stop in order; SIGHUP reloads what can be reloaded."""
     gw = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task] = set()
+
+    def hup() -> None:
+        task = loop.create_task(gw.reload(), name="reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hup)
     await gw.start()
     try:
         await stop.wait()
-        log.info("stopping")
+        log.info("stopping (SIGTERM): new SMTP sessions get 421 while the rest drains")
     finally:
-        await gw.stop()
+        await gw.stop(drain_seconds=settings.gateway.stop_timeout)

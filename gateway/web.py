@@ -1,4 +1,4 @@
-"""The gateway's HTTP listener: HubSpot webhooks, the OAuth callback, health and status.
+"""The gateway's HTTP listener: HubSpot webhooks, the OAuth callback, health, metrics, status.
 
 Webhooks are verified (signature v3 against the public URL HubSpot called, 5-minute window,
 constant-time compare, bounded body), written durably, and answered 204 at once: HubSpot
@@ -8,9 +8,11 @@ retries anything slower than 5 seconds, and the work happens in a job afterwards
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +20,7 @@ from gateway.hubspot.connect import CALLBACK_PATH, Endpoint, complete_oauth
 from gateway.hubspot.errors import HubSpotError
 from gateway.hubspot.webhooks import BadWebhook, parse_events, verify_v3
 from gateway.store.db import Store
-from gateway.store.queries import status
+from gateway.store.queries import kv_set, status
 from gateway.store.replies import record_announced
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,27 @@ class WebState:
     wake: Callable[[], None] = lambda: None
     endpoint: Endpoint | None = None  # for the OAuth callback of `hubspot connect`
     counters: Counter = field(default_factory=Counter)
+    metrics: Any = None  # gateway.metrics.Metrics; /metrics answers 404 without it
+    smtp_listening: Callable[[], bool] | None = None
+    hubspot_auth: Callable[[], Awaitable[None]] | None = None  # raises when auth is unusable
+    hubspot_cache_seconds: float = 30.0
+    _hubspot_checked: tuple[float, str] | None = None  # (monotonic time, "" or the problem)
+
+    async def hubspot_problem(self) -> str:
+        """Empty when HubSpot auth works, else the problem. Cached: probes must stay cheap."""
+        if self.hubspot_auth is None:
+            return ""
+        now = time.monotonic()
+        cached = self._hubspot_checked
+        if cached is not None and now - cached[0] < self.hubspot_cache_seconds:
+            return cached[1]
+        try:
+            await self.hubspot_auth()
+            problem = ""
+        except Exception as exc:  # whatever it is, HubSpot is not usable right now
+            problem = str(exc) or type(exc).__name__
+        self._hubspot_checked = (now, problem)
+        return problem
 
 
 STATE: web.AppKey[WebState] = web.AppKey("state", WebState)
@@ -44,12 +67,37 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    store = request.app[STATE].store
+    """Ready when the store takes a write, SMTP listens and HubSpot accepts our credentials."""
+    st = request.app[STATE]
+    checks: dict[str, str] = {}
     try:
-        await store.write(lambda db: db.execute("SELECT 1").fetchone())
+        await st.store.write(lambda db: kv_set(db, "runtime.readyz", str(time.time())))
+        checks["store"] = "writable"
     except Exception as exc:  # not ready is an answer, not a crash
-        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "store": "writable"})
+        checks["store"] = f"not writable: {exc}"
+    if st.smtp_listening is not None:
+        checks["smtp"] = "listening" if st.smtp_listening() else "not listening"
+    if st.hubspot_auth is not None:
+        problem = await st.hubspot_problem()
+        checks["hubspot"] = f"auth unusable: {problem}" if problem else "auth ok"
+    ok = (
+        checks["store"] == "writable"
+        and checks.get("smtp", "listening") == "listening"
+        and checks.get("hubspot", "auth ok") == "auth ok"
+    )
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+    )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    metrics = request.app[STATE].metrics
+    if metrics is None:
+        raise web.HTTPNotFound()
+    await metrics.refresh()
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def status_view(request: web.Request) -> web.Response:
@@ -120,6 +168,7 @@ def create_app(state: WebState) -> web.Application:
     app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/status", status_view)
     app.router.add_post("/hubspot/channel-webhook", hubspot_webhook)
     app.router.add_post("/hubspot/webhook", hubspot_webhook)

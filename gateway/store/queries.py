@@ -34,6 +34,16 @@ def status(db: Database) -> dict:
         "conversations_open": one("SELECT COUNT(*) FROM conversations WHERE status = 'open'"),
         "queue": jobq.depth_by_kind(db),
         "dead_letters": one("SELECT COUNT(*) FROM jobs WHERE state = 'dead'"),
+        "last_errors": [
+            {"job_id": r[0], "kind": r[1], "state": r[2], "error": r[3], "at": r[4]}
+            for r in db.execute(
+                "SELECT id, kind, state, last_error, updated_at FROM jobs "
+                "WHERE last_error IS NOT NULL AND last_error != '' AND state != 'done' "
+                "ORDER BY updated_at DESC, id DESC LIMIT 5"
+            )
+        ],
+        "last_delivery": _last_delivery(db),
+        "hubspot_budget": _runtime(db, "runtime.hubspot"),
         "handoffs": {
             state: n
             for state, n in db.execute("SELECT state, COUNT(*) FROM handoffs GROUP BY state")
@@ -45,6 +55,26 @@ def status(db: Database) -> dict:
         "imap": imap_state.imap_status(db),
         "forwarding_confirmations": imap_state.forwarding_confirmations(db),
     }
+
+
+def _last_delivery(db: Database) -> dict | None:
+    row = db.execute(
+        "SELECT id, state, sent_at, updated_at, smtp_code, last_error FROM deliveries "
+        "ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("id", "state", "sent_at", "updated_at", "smtp_code", "last_error")
+    return dict(zip(keys, row, strict=True))
+
+
+def _runtime(db: Database, key: str) -> dict | None:
+    """A snapshot the running daemon stores every few seconds (None when it never ran)."""
+    raw = kv_get(db, key)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def list_sessions(db: Database, *, limit: int = 50, status: str | None = None) -> list[dict]:

@@ -1,0 +1,164 @@
+"""/metrics counts what happened, /readyz checks its three parts, status and retry for operators,
+and the logs mask secrets and carry ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import smtplib
+
+import aiohttp
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.cli import cli
+from gateway.logs import (
+    ContextFilter,
+    JsonFormatter,
+    TextFormatter,
+    log_context,
+    redact,
+    register_secrets,
+)
+from gateway.metrics import Metrics
+from gateway.store import jobs as jobq
+from gateway.store.queries import kv_set, status
+
+from conftest import make_mail, wait_processed
+
+
+def _send_all(port: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        for i in range(3):
+            s.sendmail(
+                "a@customer.test", ["support@example.com"], make_mail(message_id=f"m{i}@c.test")
+            )
+        try:
+            s.sendmail("a@customer.test", ["nobody@elsewhere.test"], make_mail())
+        except smtplib.SMTPRecipientsRefused as exc:
+            assert exc.recipients["nobody@elsewhere.test"][0] == 550
+
+
+def _samples(text: str) -> dict:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def _get(gw, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{gw.http_port}{path}") as resp:
+            return resp.status, await resp.text()
+
+
+async def test_metrics_count_what_the_test_did(gateway):
+    await asyncio.to_thread(_send_all, gateway.smtp_port)
+    await wait_processed(gateway, 3)
+    status, text = await _get(gateway, "/metrics")
+    assert status == 200
+    m = _samples(text)
+    assert m[("mail_gateway_mails_accepted_total", ())] == 3
+    assert m[("mail_gateway_mails_rejected_total", (("code", "550"),))] == 1
+    assert m[("mail_gateway_intake_seconds_count", ())] == 3
+    assert m[("mail_gateway_job_seconds_count", (("kind", "process_mail"),))] >= 3
+    assert m[("mail_gateway_smtp_replies_total", (("code", "550"),))] == 1
+    assert m[("mail_gateway_dead_letters", ())] == 0
+    assert ("mail_gateway_hubspot_rate_budget_left", ()) in m
+    assert m[("mail_gateway_webhooks_total", (("outcome", "rejected"),))] == 0
+
+
+def test_each_gateway_has_its_own_registry():
+    a, b = Metrics(object()), Metrics(object())  # a shared registry would refuse the second
+    a.mails_accepted.inc()
+    assert b.registry.get_sample_value("mail_gateway_mails_accepted_total") == 0
+    assert a.registry.get_sample_value("mail_gateway_mails_accepted_total") == 1
+
+
+async def test_hubspot_calls_by_endpoint_and_status(hub):
+    _status, text = await _get(hub, "/metrics")
+    calls = {
+        dict(labels)["endpoint"]: dict(labels)["status"]
+        for (name, labels) in _samples(text)
+        if name == "mail_gateway_hubspot_calls_total"
+    }
+    assert calls.get("/conversations/v3/custom-channels") == "200"  # the setup at start
+    assert _samples(text)[("mail_gateway_hubspot_rate_budget_left", ())] > 0
+
+
+async def test_readyz_checks_store_smtp_and_hubspot(hub):
+    status, text = await _get(hub, "/readyz")
+    assert status == 200, text
+    body = json.loads(text)
+    assert body == {"status": "ok", "store": "writable", "smtp": "listening", "hubspot": "auth ok"}
+    hub.gate.closing = True  # a stopping gateway is not ready
+    status, text = await _get(hub, "/readyz")
+    assert status == 503 and json.loads(text)["smtp"] == "not listening"
+    hub.gate.closing = False
+
+
+async def test_readyz_without_hubspot_credentials_says_why(gateway):
+    status, text = await _get(gateway, "/readyz")  # live mode, no token configured
+    assert status == 503
+    assert "auth unusable" in json.loads(text)["hubspot"]
+
+
+async def test_status_shows_dead_letters_last_delivery_budget_and_errors(hub, config_path):
+    def bury(db) -> None:
+        for n in range(7):
+            job = jobq.enqueue(db, "nothing", {"n": n})
+            jobq.bury(db, job, error=f"boom {n}")
+
+    await hub.store.write(bury)
+    # what the daemon stores every 10 s for `mail-gateway status` (another process)
+    snap = json.dumps(hub.runtime_snapshot())
+    await hub.store.write(lambda db: kv_set(db, "runtime.hubspot", snap))
+    data = await hub.store.read(status)
+    assert data["dead_letters"] == 7
+    assert [e["error"] for e in data["last_errors"]][:1] == ["boom 6"]
+    assert len(data["last_errors"]) == 5
+    assert data["last_delivery"] is None
+    assert data["hubspot_budget"]["budget_left"] > 0
+    assert data["hubspot_budget"]["calls"] > 0
+
+
+def test_retry_requeues_dead_letters_all_or_by_id(config_path, tmp_path):
+    from gateway.store.db import connect
+
+    db = connect(tmp_path / "state" / "gateway.db")
+    with db.atomic():
+        ids = [jobq.enqueue(db, "nothing", {"n": n}) for n in range(3)]
+        for job_id in ids:
+            jobq.bury(db, job_id, error="boom")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config_path), "retry", str(ids[0])])
+    assert result.exit_code == 0, result.output
+    assert "1 dead job(s) queued again" in result.output
+    result = runner.invoke(cli, ["--config", str(config_path), "retry"])
+    assert "2 dead job(s) queued again" in result.output
+    states = [r[0] for r in db.execute("SELECT state FROM jobs ORDER BY id")]
+    assert states == ["queued"] * 3
+    result = runner.invoke(cli, ["--config", str(config_path), "status", "--json"])
+    assert json.loads(result.output)["dead_letters"] == 0
+
+
+def _record(msg: str, *args) -> logging.LogRecord:
+    return logging.LogRecord("gateway.test", logging.INFO, __file__, 1, msg, args, None)
+
+
+def test_logs_mask_secrets_and_carry_ids():
+    register_secrets(["s3cr3t-relay-password"])
+    assert "s3cr3t" not in redact("login failed for s3cr3t-relay-password")
+    assert redact("Authorization: Bearer pat-na1-abc.def") == "Authorization: Bearer ***"
+    assert "dev-key" not in redact("GET /x?hapikey=dev-key&appId=1")
+
+    with log_context(conversation_id=7, message_id="<m1@c.test>"):
+        rec = _record("calling %s", "https://x/?access_token=tok123")
+        ContextFilter().filter(rec)
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["conversation_id"] == 7 and line["message_id"] == "<m1@c.test>"
+    assert "tok123" not in line["message"]
+    text = TextFormatter().format(rec)
+    assert "[conversation=7 message=<m1@c.test>]" in text and "tok123" not in text
