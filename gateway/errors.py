@@ -30,7 +30,7 @@ class Deferred(TransientError):
     The worker reschedules the job then without counting an attempt.
     """
 
-    def __init__(self, message: str, *, until: float):
+    def __init__(self, message: str, *, until: float = 0.0):
         super().__init__(message)
         self.until = until
 

@@ -7,12 +7,11 @@ import dataclasses
 import re
 import smtplib
 
-from test_corpora_parse import _mail_files
-
 from gateway.intake.normalise import header_block_size, normalise
 from gateway.service import Gateway
 
 from conftest import wait_processed
+from test_corpora_parse import _mail_files
 
 
 async def test_every_corpus_mail_is_accepted_processed_and_kept(settings):

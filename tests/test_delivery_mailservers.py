@@ -5,13 +5,14 @@ and recording "sent"."""
 from __future__ import annotations
 
 import pytest
-from mailservers import mail_servers  # noqa: F401  (fixture)
 
 from gateway.config import SignatureSettings
 from gateway.delivery.compose import Conversation, compose_reply
 from gateway.delivery.relay import DeliveryResult, RelaySender, deliver_once, queue_reply
 from gateway.store import outbound
 from gateway.store.db import Store
+
+from mailservers import mail_servers  # noqa: F401  (fixture)
 
 SECRET = b"test-secret"
 CUSTOMER = "alice@customer.test"

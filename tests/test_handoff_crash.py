@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from test_durability import Daemon
 
 from gateway.config import load_settings
 from gateway.hubspot.client import HubSpotClient, static_token
@@ -25,6 +24,7 @@ from gateway.store.hubspot import request_handoff
 from gateway.store.queries import kv_set
 
 from conftest import free_port, make_mail, write_config
+from test_durability import Daemon
 
 STEPS = ["contact_id", "thread_id", "ticket_id", "thread_linked", "note_id", "comment_id"]
 

@@ -6,9 +6,10 @@ import datetime
 from pathlib import Path
 
 import pytest
-from dovecot import imap_config
 
 from gateway.config import ConfigError, load_settings, redacted
+
+from dovecot import imap_config
 
 GOOD = {
     "host": "imap.example.net",

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from dovecot import account, count, dovecot_server, imap_config, imap_settings, wait_count  # noqa: F401 (fixtures)
-from test_durability import Daemon
 
 from gateway.store import queries
 
 from conftest import free_port, make_mail
+from dovecot import account, count, dovecot_server, imap_config, imap_settings, wait_count  # noqa: F401 (fixtures)
+from test_durability import Daemon
 
 
 def many(prefix: str, n: int) -> list[bytes]:

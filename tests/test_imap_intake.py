@@ -8,6 +8,11 @@ import smtplib
 import time
 
 from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.service import Gateway
+
+from conftest import make_mail, wait_for, wait_processed
 from dovecot import (  # noqa: F401 (fixtures)
     account,
     count,
@@ -18,11 +23,6 @@ from dovecot import (  # noqa: F401 (fixtures)
     rows,
     wait_count,
 )
-
-from gateway.cli import cli
-from gateway.service import Gateway
-
-from conftest import make_mail, wait_for, wait_processed
 
 RAW = "SELECT COUNT(*) FROM raw_mails"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from hubspot_helpers import admin, api, conversation_of, hand_off, send
 
 from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
 from gateway.service import Gateway
 
 from conftest import free_port, make_mail, wait_for
+from hubspot_helpers import admin, api, conversation_of, hand_off, send
 
 AGENT = "A-301"
 
@@ -226,3 +226,53 @@ async def test_polling_delivers_public_replies_only(polling_gw: Gateway):
     mails = outbox(gw)
     assert len(mails) == 1
     assert "Polled reply" in mails[0].get_body(("plain",)).get_content()
+
+
+async def test_bounce_of_our_reply_is_linked_and_reported(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    msg = await rep_posts(rgw, h["thread_id"], "MESSAGE", "Answer that will bounce")
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply")
+    sent = outbox(rgw)[0]
+    envelope_from = sent["Reply-To"].addresses[0].addr_spec  # support+TOKEN@example.com
+    dsn = (
+        "From: MAILER-DAEMON@mx.customer.test\r\n"
+        f"To: {envelope_from}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn1@mx.customer.test>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.customer.test\r\n\r\n"
+        "Final-Recipient: rfc822; alice@customer.test\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {sent['Message-ID']}\r\nSubject: {sent['Subject']}\r\n"
+        "--B--\r\n"
+    ).encode()
+
+    def bounce():
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", rgw.smtp_port, timeout=10) as s:
+            s.sendmail("", [envelope_from], dsn)
+
+    await asyncio.to_thread(bounce)
+
+    async def reported() -> bool:
+        m = await api(
+            rgw,
+            "GET",
+            f"/conversations/v3/conversations/threads/{h['thread_id']}/messages/{msg['id']}",
+        )
+        return (m.get("status") or {}).get("statusType") == "FAILED"
+
+    await wait_for(reported, 15, "FAILED after the bounce")
+    row = await rgw.store.read(
+        lambda db: db.execute(
+            "SELECT d.state, d.smtp_reply, m.conversation_id FROM deliveries d "
+            "JOIN messages m ON m.message_id = 'dsn1@mx.customer.test'"
+        ).fetchone()
+    )
+    assert row[0] == "bounced" and "550 5.1.1" in row[1]
+    assert row[2] == h["conversation_id"]  # the bounce joined its conversation

@@ -63,7 +63,14 @@ class HandoffRunner:
     # -- jobs ------------------------------------------------------------------------------
 
     async def handoff_job(self, job: Job) -> None:
-        await self.run(int(job.payload["conversation_id"]))
+        p = job.payload
+        conv_id = int(p["conversation_id"])
+        await self.store.write(
+            lambda db: hs_store.ensure_handoff(
+                db, conv_id, reason=p.get("reason") or "", trigger=p.get("trigger") or "assistant"
+            )
+        )
+        await self.run(conv_id)
 
     async def publish_job(self, job: Job) -> None:
         """A customer mail on a conversation already handed off: into the same thread."""
@@ -106,7 +113,18 @@ class HandoffRunner:
 
         if not h["ticket_id"]:
             summary = facts.summary or fallback_summary(conv)
-            h["ticket_id"] = await self._ticket(conv, ids, h["contact_id"], summary, conv["token"])
+            first_try = not h["ticket_attempted"]
+            if first_try:
+                await self._record(conv_id, ticket_attempted=1)
+            h["ticket_id"] = await self._ticket(
+                conv,
+                ids,
+                h["contact_id"],
+                summary,
+                conv["token"],
+                thread_id=h["thread_id"],
+                look_first=not first_try,
+            )
             await self._record(conv_id, ticket_id=h["ticket_id"])
 
         if not h["thread_linked"]:
@@ -199,15 +217,29 @@ class HandoffRunner:
         return thread_id
 
     async def _ticket(
-        self, conv: dict[str, Any], ids: HubSpotIds, contact_id: str, summary: str, key: str
+        self,
+        conv: dict[str, Any],
+        ids: HubSpotIds,
+        contact_id: str,
+        summary: str,
+        key: str,
+        *,
+        thread_id: str = "",
+        look_first: bool = True,
     ) -> str:
+        """Find the ticket by its unique key, or create it (with contact and thread linked).
+
+        look_first=False on a first try saves a call: nothing can exist before our first
+        create, and a create that meets the unique key falls back to the lookup anyway.
+        """
         prop = self.settings.conversation_property
         lookup = f"/crm/v3/objects/tickets/{key}"
-        try:
-            found = await self.client.get(lookup, params={"idProperty": prop})
-            return str(found["id"])
-        except HubSpotNotFound:
-            pass
+        if look_first:
+            try:
+                found = await self.client.get(lookup, params={"idProperty": prop})
+                return str(found["id"])
+            except HubSpotNotFound:
+                pass
         props = ticket_properties(
             conv,
             summary=summary,
@@ -219,15 +251,17 @@ class HandoffRunner:
             unique_value=key,
             static=self.settings.ticket_properties,
         )
-        body = {
-            "properties": props,
-            "associations": [
+        associations = [
+            {"to": {"id": contact_id}, "types": [{**ASSOC, "associationTypeId": TICKET_TO_CONTACT}]}
+        ]
+        if thread_id:  # checked afterwards through ?association=TICKET, added with v4 if missing
+            associations.append(
                 {
-                    "to": {"id": contact_id},
-                    "types": [{**ASSOC, "associationTypeId": TICKET_TO_CONTACT}],
+                    "to": {"id": thread_id},
+                    "types": [{**ASSOC, "associationTypeId": TICKET_TO_THREAD}],
                 }
-            ],
-        }
+            )
+        body = {"properties": props, "associations": associations}
         try:
             created = await self.client.post("/crm/v3/objects/tickets", body)
             return str(created["id"])

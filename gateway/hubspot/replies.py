@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +19,25 @@ from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
 from gateway.hubspot.handoff import THREADS, HandoffRunner
 from gateway.hubspot.setup import CHANNELS
+from gateway.intake.parse import parse_mail
 from gateway.models import Job
 from gateway.outbound import Outbound
+from gateway.pipeline.classify import bounced_message_ids
 from gateway.pipeline.replies import author_actor, author_name, is_truncated, why_not_deliver
+from gateway.store import outbound
 from gateway.store import replies as rs
 from gateway.store.db import Store
 from gateway.store.hubspot import is_our_hubspot_message
 
 log = logging.getLogger(__name__)
+
+BOUNCE_JOB = "bounce_report"
+_DIAG = re.compile(r"^(?:Diagnostic-Code|Status|Action):[ \t]*(.+)$", re.I | re.M)
+
+
+def _diagnostic(text: str) -> str:
+    found = _DIAG.findall(text)
+    return "; ".join(f.strip() for f in found[:3])[:500]
 
 
 @dataclass
@@ -72,23 +84,47 @@ class ReplyRunner:
             )
         except DeliveryExpired as exc:
             result = exc.result
-        ids = await self.handoff.ids()
-        status_path = f"{CHANNELS}/{ids.channel_id}/messages/{mid}"
         if result.ok:
-            await self.client.patch(status_path, {"statusType": "SENT"})
+            ids = await self.handoff.ids()
+            await self.client.patch(
+                f"{CHANNELS}/{ids.channel_id}/messages/{mid}", {"statusType": "SENT"}
+            )
             await self.store.write(lambda db: rs.set_outcome(db, mid, "delivered"))
             return
         error = f"{result.code or ''} {result.message}".strip()[:500]
         await self.store.write(lambda db: rs.set_outcome(db, mid, f"failed: {error}"))
-        await self.client.patch(status_path, {"statusType": "FAILED", "errorMessage": error})
-        await self.client.post(
-            f"{THREADS}/{thread_id}/messages",
-            {
-                "type": "COMMENT",
-                "attachments": [],
-                "text": f"The mail gateway could not deliver this reply to the customer: {error}",
-            },
+        await self._report_failure(mid, thread_id, error, "could not deliver this reply")
+
+    async def _report_failure(self, mid: str, thread_id: str, error: str, what: str) -> None:
+        """FAILED on the message and a comment on the thread, so a person notices."""
+        ids = await self.handoff.ids()
+        await self.client.patch(
+            f"{CHANNELS}/{ids.channel_id}/messages/{mid}",
+            {"statusType": "FAILED", "errorMessage": error},
         )
+        text = f"The mail gateway {what} to the customer: {error}"
+        await self.client.post(
+            f"{THREADS}/{thread_id}/messages", {"type": "COMMENT", "attachments": [], "text": text}
+        )
+
+    async def bounce_job(self, job: Job) -> None:
+        """A bounce of one of our replies came back through intake: record and report it."""
+        raw_id = int(job.payload["raw_id"])
+        raw = await self.store.read(
+            lambda db: db.execute("SELECT raw FROM raw_mails WHERE id = ?", [raw_id]).fetchone()[0]
+        )
+        mail = parse_mail(raw)
+        # the DSN's machine-readable part says why; it is not part of the text we keep
+        reason = _diagnostic(raw.decode("utf-8", "replace")) or mail.subject or "bounced"
+        for message_id in bounced_message_ids(mail, raw):
+            hit = await self.store.write(
+                lambda db, m=message_id: outbound.mark_bounced(db, m, reason)
+            )
+            for d in hit:
+                mid, thread = d["meta"].get("hubspot_message_id"), d["meta"].get("thread_id")
+                log.warning("delivery %s bounced: %s", d["id"], reason)
+                if mid and thread:
+                    await self._report_failure(mid, thread, reason, "got a bounce for this reply")
 
     async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str]:
         if is_truncated(msg):

@@ -18,6 +18,7 @@ _STEP_COLUMNS = {
     "contact_id",
     "thread_id",
     "ticket_id",
+    "ticket_attempted",
     "thread_linked",
     "note_id",
     "note_attempted",
@@ -30,6 +31,18 @@ _STEP_COLUMNS = {
 
 def request_handoff(db: Database, conversation_id: int, *, reason: str, trigger: str) -> bool:
     """Ask for a handoff (once per conversation); returns False when one exists already."""
+    new = ensure_handoff(db, conversation_id, reason=reason, trigger=trigger)
+    jobq.enqueue(
+        db,
+        HANDOFF_JOB,
+        {"conversation_id": conversation_id, "reason": reason, "trigger": trigger},
+        dedupe_key=f"handoff:{conversation_id}",
+    )
+    return new
+
+
+def ensure_handoff(db: Database, conversation_id: int, *, reason: str, trigger: str) -> bool:
+    """The handoff's record of steps; a handoff job enqueued by anyone creates it on first run."""
     if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
         raise NotFound(
             f"session {conversation_id}: no such session (see `mail-gateway sessions list`)"
@@ -39,12 +52,6 @@ def request_handoff(db: Database, conversation_id: int, *, reason: str, trigger:
         "INSERT OR IGNORE INTO handoffs (conversation_id, state, trigger, reason, requested_at, "
         "updated_at) VALUES (?, 'pending', ?, ?, ?, ?)",
         [conversation_id, trigger, reason, ts, ts],
-    )
-    jobq.enqueue(
-        db,
-        HANDOFF_JOB,
-        {"conversation_id": conversation_id},
-        dedupe_key=f"handoff:{conversation_id}",
     )
     return cur.rowcount == 1
 

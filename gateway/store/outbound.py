@@ -244,3 +244,13 @@ def thread_context(db: Database, conversation_id: int) -> dict[str, Any]:
         "last_message_id": last_in[1] if last_in else "",
         "references": tuple(chain),
     }
+
+
+def mark_bounced(db: Database, message_id: str, reply: str) -> list[dict[str, Any]]:
+    """A bounce came back for one of our mails: record it; return the deliveries it hit."""
+    rows = db.execute(
+        "UPDATE deliveries SET state = 'bounced', smtp_reply = ?, updated_at = ? "
+        "WHERE message_id = ? AND state != 'bounced' RETURNING id, conversation_id, meta",
+        [reply[:2000], now_iso(), message_id],
+    ).fetchall()
+    return [{"id": r[0], "conversation_id": r[1], "meta": json.loads(r[2] or "{}")} for r in rows]

@@ -71,4 +71,11 @@ def conversation_for_thread(db: Database, thread_id: str) -> int | None:
     row = db.execute(
         "SELECT conversation_id FROM handoffs WHERE thread_id = ?", [thread_id]
     ).fetchone()
+    if row is None:
+        # a handoff still under way: the thread exists (its first message is published and
+        # recorded) before the handoff records it; a rep may already have answered there
+        row = db.execute(
+            "SELECT conversation_id FROM hubspot_messages WHERE thread_id = ? LIMIT 1",
+            [thread_id],
+        ).fetchone()
     return row[0] if row else None

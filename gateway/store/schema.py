@@ -351,3 +351,10 @@ def m003_imap(db: Database) -> None:
         },
         pk="raw_id",
     )
+
+
+@migrations()
+def m006_ticket_attempted(db: Database) -> None:
+    # A first ticket create needs no lookup before it (saves one HubSpot call per handoff);
+    # a retry after an attempt looks first.
+    db.execute("ALTER TABLE handoffs ADD COLUMN ticket_attempted INTEGER NOT NULL DEFAULT 0")
