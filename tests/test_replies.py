@@ -276,3 +276,40 @@ async def test_bounce_of_our_reply_is_linked_and_reported(rgw: Gateway):
     )
     assert row[0] == "bounced" and "550 5.1.1" in row[1]
     assert row[2] == h["conversation_id"]  # the bounce joined its conversation
+
+
+async def test_rep_attachment_reaches_the_customer(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    content = b"%PDF-1.4 invoice 12345\n" + bytes(range(256)) * 40
+    form = aiohttp.FormData()
+    form.add_field("file", content, filename="invoice.pdf", content_type="application/pdf")
+    form.add_field("options", json.dumps({"access": "PRIVATE"}))
+    form.add_field("folderPath", "/replies")
+    uploaded = await api(rgw, "POST", "/files/v3/files", data=form)
+    await api(
+        rgw,
+        "POST",
+        f"/conversations/v3/conversations/threads/{h['thread_id']}/messages",
+        json={
+            "type": "MESSAGE",
+            "senderActorId": AGENT,
+            "text": "Your invoice is attached.",
+            "attachments": [{"type": "FILE", "fileId": uploaded["id"]}],
+        },
+    )
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply with its attachment")
+    mail = outbox(rgw)[0]
+    parts = [p for p in mail.iter_attachments()]
+    assert [p.get_filename() for p in parts] == ["invoice.pdf"]
+    assert parts[0].get_content_type() == "application/pdf"
+    assert parts[0].get_content() == content
+
+
+async def test_truncated_rep_reply_is_fetched_whole(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    long_text = "".join(f"Step {i}: check the cable and restart the router.\n" for i in range(800))
+    assert len(long_text) > 20_000  # the sandbox, like HubSpot, truncates longer messages
+    await rep_posts(rgw, h["thread_id"], "MESSAGE", long_text)
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the long reply")
+    text = outbox(rgw)[0].get_body(("plain",)).get_content()
+    assert "Step 799: check the cable" in text

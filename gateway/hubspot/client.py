@@ -26,6 +26,7 @@ from gateway.hubspot.errors import (
     DailyLimitReached,
     HubSpotAuthError,
     HubSpotError,
+    HubSpotPermanentError,
     HubSpotTransientError,
     RateLimited,
 )
@@ -249,6 +250,19 @@ class HubSpotClient:
                 except ValueError:
                     data = raw.decode("utf-8", "replace")[:2000]
             return resp.status, resp.headers, data
+
+    async def download(self, url: str, *, limit: int) -> bytes:
+        """A file behind a (signed) URL, without our token: the URL may be a CDN's."""
+        try:
+            async with self._http().get(url) as resp:
+                if resp.status >= 400:
+                    raise HubSpotError.from_response(resp.status, None, "GET", url.split("?")[0])
+                data = await resp.content.read(limit + 1)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise HubSpotTransientError(0, f"download failed: {exc}", method="GET") from exc
+        if len(data) > limit:
+            raise HubSpotPermanentError(413, f"attachment larger than {limit} bytes")
+        return data
 
     # -- small conveniences --------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.delivery.compose import OutgoingAttachment
 from gateway.delivery.relay import DeliveryExpired
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
@@ -32,6 +34,7 @@ from gateway.store.hubspot import is_our_hubspot_message
 log = logging.getLogger(__name__)
 
 BOUNCE_JOB = "bounce_report"
+ATTACHMENT_BUDGET = 20 * 1024 * 1024  # all of a reply's files together, before MIME encoding
 _DIAG = re.compile(r"^(?:Diagnostic-Code|Status|Action):[ \t]*(.+)$", re.I | re.M)
 
 
@@ -68,6 +71,7 @@ class ReplyRunner:
             log.info("HubSpot message %s not delivered: %s", mid, reason)
             return
         body, body_format = await self._body(msg, thread_id, mid)
+        attachments = await self._attachments(msg)
         actor = author_actor(msg)
         name = author_name(msg)
         email = await self._actor_email(actor)
@@ -80,6 +84,7 @@ class ReplyRunner:
                 body_format=body_format,
                 author_name=f"{name} ({actor})" if actor else name,
                 author_email=email,
+                attachments=attachments,
                 meta={"hubspot_message_id": mid, "thread_id": thread_id},
             )
         except DeliveryExpired as exc:
@@ -133,6 +138,24 @@ class ReplyRunner:
         if msg.get("richText"):
             return str(msg["richText"]), "html"
         return str(msg.get("text") or ""), "text"
+
+    async def _attachments(self, msg: dict[str, Any]) -> tuple[OutgoingAttachment, ...]:
+        """The rep's files, fetched from HubSpot (signed URLs), within the mail size budget."""
+        out: list[OutgoingAttachment] = []
+        budget = ATTACHMENT_BUDGET
+        for att in msg.get("attachments") or []:
+            if att.get("type") != "FILE" or not att.get("fileId"):
+                continue
+            url = att.get("url")
+            if not url:
+                signed = await self.client.get(f"/files/v3/files/{att['fileId']}/signed-url")
+                url = signed.get("url")
+            data = await self.client.download(str(url), limit=budget)
+            budget -= len(data)
+            name = str(att.get("name") or f"attachment-{att['fileId']}")
+            mime = str(att.get("mimeType") or mimetypes.guess_type(name)[0] or "")
+            out.append(OutgoingAttachment(name, mime or "application/octet-stream", data))
+        return tuple(out)
 
     async def _actor_email(self, actor: str) -> str:
         """The rep's email picks the signature; unknown actors fall back to the default."""
