@@ -206,11 +206,12 @@ class Gateway:
             ).fetchone()[0]
             jobq.enqueue(db, BOUNCE_JOB, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
 
-        if not recorded.already_done:
-            await self.store.write(enqueue)
-            if BOUNCE in annotations:
-                await self.store.write(enqueue_bounce)
-            self.worker.wake()
+        # also when already_done: a crash may have come between the record and this hook;
+        # the dedupe keys make a second enqueue a no-op
+        await self.store.write(enqueue)
+        if BOUNCE in annotations:
+            await self.store.write(enqueue_bounce)
+        self.worker.wake()
 
     async def _assist_job(self, job) -> None:
         await self.assist(job)
@@ -296,7 +297,7 @@ class Gateway:
         if self.imap is not None:
             await self.imap.stop()
         if self.gate is not None:
-            self.gate.closing = True  # the listener stays open meanwhile: newcomers get 421
+            self.gate.close()  # idle sessions end; the listener stays open: newcomers get 421
             await self.gate.drained(drain_seconds)
         if self.smtp_server is not None:
             self.smtp_server.close()

@@ -68,6 +68,8 @@ class Worker:
         due = await self.store.read(jobq.next_due)
         wait = 5.0 if due is None else max(0.05, min(5.0, due - time.time()))
         self._wake.clear()
+        if self._stopping:  # stop() may have set the event just before the clear above
+            return
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
         except TimeoutError:

@@ -50,14 +50,28 @@ class Gate:
     replies: Counter = field(default_factory=Counter)  # reply code -> count, for status/metrics
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def enter(self) -> None:
+    sessions: set = field(default_factory=set)  # the open GatewaySMTP protocols
+
+    def enter(self, session: GatewaySMTP) -> None:
         self.active += 1
+        self.sessions.add(session)
         self._idle.clear()
 
-    def leave(self) -> None:
+    def leave(self, session: GatewaySMTP) -> None:
         self.active -= 1
+        self.sessions.discard(session)
         if self.active == 0:
             self._idle.set()
+
+    def close(self) -> None:
+        """Stop: refuse newcomers, and end sessions that are not inside DATA.
+
+        A session between mails holds nothing that could be lost; letting it idle until its
+        timeout would only delay the stop. Sessions in DATA finish (drained() waits for them).
+        """
+        self.closing = True
+        for session in list(self.sessions):
+            session.close_if_idle()
 
     async def drained(self, seconds: float) -> bool:
         """Wait until no session is open (or the timeout passes); True when drained."""
@@ -95,11 +109,26 @@ class GatewaySMTP(SMTP):
             if self.transport is not None:
                 self.transport.close()
             return
-        gate.enter()
+        gate.enter(self)
         try:
             await super()._handle_client()
         finally:
-            gate.leave()
+            gate.leave(self)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
+        if self.gate.closing:
+            self.close_if_idle()  # the mail is committed (or refused): now the session may end
+
+    def close_if_idle(self) -> None:
+        if getattr(self, "_in_data", False) or self.transport is None:
+            return
+        self.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+        self.transport.close()
 
 
 class IntakeHandler:

@@ -1,0 +1,52 @@
+"""Stopping: idle SMTP sessions end with 421 at once; a session inside DATA finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import time
+
+from gateway.service import Gateway
+
+from conftest import make_mail
+
+
+async def test_idle_sessions_do_not_hold_the_stop(settings):
+    gw = Gateway(settings)
+    await gw.start()
+    idle = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", gw.smtp_port, timeout=10)
+    await asyncio.to_thread(idle.ehlo)
+    started = time.monotonic()
+    await gw.stop(drain_seconds=30)
+    took = time.monotonic() - started
+    assert took < 5, f"stop waited {took:.1f} s for an idle session"
+    reply = await asyncio.to_thread(idle.getreply)
+    assert reply[0] == 421
+    idle.close()
+
+
+async def test_session_in_data_finishes_during_stop(settings):
+    gw = Gateway(settings)
+    await gw.start()
+    client = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", gw.smtp_port, timeout=10)
+
+    def begin():
+        client.ehlo()
+        client.mail("alice@customer.test")
+        client.rcpt("support@example.com")
+        code, _ = client.docmd("DATA")
+        assert code == 354
+
+    await asyncio.to_thread(begin)
+    stopping = asyncio.create_task(gw.stop(drain_seconds=30))
+    await asyncio.sleep(0.3)
+    assert not stopping.done()  # waiting for the mail in flight
+
+    def finish():
+        client.send(make_mail(message_id="inflight@customer.test") + b".\r\n")
+        return client.getreply()
+
+    code, _ = await asyncio.to_thread(finish)
+    assert code == 250
+    await asyncio.wait_for(stopping, 10)
+    client.close()
