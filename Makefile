@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test install install-test system-deps lint bench clean
+.PHONY: run test install install-test system-deps lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,14 @@ lint: install-test
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/ruff format --check gateway tests bench || true
 
-bench: install-test
-	$(BIN)/python bench/ingest.py
+## Every benchmark against its baseline, same run: Markdown tables + bench/results/*.json.
+bench: install-test system-deps
+	$(BIN)/python bench/run_all.py
+
+## The reliability campaign at full length (SIGKILLs, HubSpot faults, failing relay).
+SOAK_SECONDS ?= 300
+soak: install-test
+	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS) --kills 12
 
 clean:
 	rm -rf $(VENV) state .pytest_cache

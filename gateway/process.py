@@ -45,8 +45,11 @@ class MailProcessor:
                 [raw_id],
             ).fetchone()
         )
-        if row is None or row[5] in ("processed", "quarantined"):
+        if row is None or row[5] == "quarantined":
             return
+        # a 'processed' row is run again only after a crash between its record and the
+        # after_record hooks (the job was not finished): record_mail returns the stored
+        # message unchanged and the hooks, idempotent by their dedupe keys, run once more
         mailbox, envelope_from, rcpt_json, message_id, raw, _state, source = row
         if source != "smtp":
             envelope_from = None  # unknown (IMAP), which classify tells apart from a null sender

@@ -41,12 +41,16 @@ def enqueue(
 
 
 def claim(db: Database, *, lease_seconds: float, now: float | None = None) -> Job | None:
-    """Take the next due job: queued and due, or running with an expired lease."""
+    """Take the next due job: queued and due, or running with an expired lease.
+
+    The `state IN (...)` term lets SQLite use the partial index idx_jobs_due; without it the
+    OR makes every claim scan the whole table (every finished job ever).
+    """
     now = time.time() if now is None else now
     row = db.execute(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
-        "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE "
-        "(state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until < ?) "
+        "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'running') "
+        "AND ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until < ?)) "
         "ORDER BY run_after, id LIMIT 1) RETURNING id, kind, payload, attempts, dedupe_key",
         [now + lease_seconds, now_iso(now), now, now],
     ).fetchone()

@@ -1,0 +1,249 @@
+"""Helpers the benchmarks and the soak campaign share: ports, the daemon as a subprocess,
+configs, the sandbox set-up a live-mode daemon needs, tables and result files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of values, in the values' unit."""
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, round(p / 100 * len(v) + 0.5) - 1))
+    return v[k]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def make_mail(i: int, size: int, *, token: str = "", extra_headers: str = "") -> bytes:
+    head = (
+        f"From: Customer {i} <c{i}@customer.test>\r\nTo: support@example.com\r\n"
+        f"Subject: Benchmark mail {i}\r\nMessage-ID: <bench-{i}-{time.time_ns()}@customer.test>\r\n"
+        f"{extra_headers}Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    ).encode()
+    line = b"The quick brown fox jumps over the lazy dog, order 12345 is late.\r\n"
+    lead = (token + "\r\n").encode() if token else b""
+    body = lead + (line * (size // len(line) + 1))[: max(0, size - len(head) - len(lead))]
+    return head + body
+
+
+def gateway_config(
+    state: Path, smtp: int, http: int, extra: str = "", log_level: str = "warning", **hubspot: Any
+) -> str:
+    """A daemon config: loopback ports, one support address, [hubspot] as given."""
+    hs = {"mode": "live", **hubspot}
+    hs_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in hs.items())
+    return f"""
+[gateway]
+state_dir = "{state}"
+hostname = "bench.example.com"
+secret = "bench-secret"
+log_level = "{log_level}"
+[smtp]
+listen = "127.0.0.1:{smtp}"
+addresses = ["support@example.com"]
+max_sessions = 500
+[http]
+listen = "127.0.0.1:{http}"
+public_url = "http://127.0.0.1:{http}"
+[hubspot]
+{hs_lines}
+{extra}
+"""
+
+
+def sandbox_hubspot(info: dict[str, Any]) -> dict[str, Any]:
+    """[hubspot] keys that point a live-mode daemon at a running sandbox."""
+    return {
+        "base_url": info["baseUrl"],
+        "access_token": info["staticToken"],
+        "app_id": str(info["appId"]),
+        "client_secret": str(info["clientSecret"]),
+        "developer_api_key": str(info["developerApiKey"]),
+    }
+
+
+async def seed_setup(config: Path) -> None:
+    """What `mail-gateway hubspot setup` does: find/create the channel, inbox, property...
+    and store the ids in the daemon's store (kv `hubspot.setup`), before the daemon starts."""
+    from gateway.config import load_settings
+    from gateway.hubspot.connect import build_client, endpoint_for
+    from gateway.hubspot.setup import SETUP_KEY, run_setup
+    from gateway.store.db import Store
+    from gateway.store.queries import kv_set
+
+    s = load_settings(config)
+    s.gateway.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(s.db_path)
+    client = build_client(s, store, endpoint_for(s))
+    try:
+        report = await run_setup(
+            client, s.hubspot, sorted(set(s.smtp.addresses)), s.http.public_url
+        )
+        ids = report.ids.to_json()
+        await store.write(lambda db: kv_set(db, SETUP_KEY, ids))
+    finally:
+        await client.close()
+        store.close()
+
+
+class Daemon:
+    """`python -m gateway.cli --config X serve` as a separate process."""
+
+    def __init__(self, config: Path, smtp_port: int, log: Path):
+        self.config, self.smtp_port, self.log = config, smtp_port, log
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, within: float = 30) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--config", str(self.config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+            cwd=ROOT,
+        )
+        self.starts += 1
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1) as c:
+                    c.recv(100)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("daemon exited: " + self.tail()) from None
+                time.sleep(0.05)
+        raise RuntimeError("daemon did not start: " + self.tail())
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, within: float = 30) -> int | None:
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            return None
+
+    def status(self) -> dict[str, int]:
+        """VmRSS/VmHWM (kB) of the daemon from /proc."""
+        assert self.proc is not None
+        out = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+        return out
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    disk = ""
+    try:
+        out = subprocess.run(
+            ["df", "-h", "--output=source,fstype,size", str(ROOT)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.splitlines()
+        disk = " ".join(out[-1].split()) if len(out) > 1 else ""
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "disk": disk,
+    }
+
+
+def markdown(headers: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def save(name: str, data: Any) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), "results": data}, indent=2))
+    return path
+
+
+async def live_daemon(
+    workdir: Path, sandbox: Any, extra: str = "", log_level: str = "warning", **hubspot: Any
+) -> Daemon:
+    """A daemon in [hubspot] mode = "live" pointed at a sandbox running in this process,
+    set up (channel, inbox, property ids in its store) and started."""
+    smtp, http = free_port(), free_port()
+    cfg = workdir / "config.toml"
+    cfg.write_text(
+        gateway_config(
+            workdir / "state",
+            smtp,
+            http,
+            extra,
+            log_level=log_level,
+            **sandbox_hubspot(sandbox.info()),
+            **hubspot,
+        )
+    )
+    await seed_setup(cfg)
+    daemon = Daemon(cfg, smtp, workdir / "daemon.log")
+    await daemon.astart()
+    return daemon
+
+
+def db_rows(db: Path, sql: str, args: list | None = None) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, args or []).fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,106 @@
+"""Memory benchmark: the daemon's resident memory idle, and its peak with 20 concurrent 10 MB
+mails (read from /proc/PID/status: VmRSS now, VmHWM the high-water mark).
+
+    .venv/bin/python bench/memory.py [--mails 20] [--size 10485760]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiosmtplib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Daemon, free_port, gateway_config, make_mail, markdown, save
+
+EXTRA = """
+[assistant]
+backend = "off"
+debounce = 86400
+"""
+
+
+async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
+    with tempfile.TemporaryDirectory(prefix="gw-bench-mem-") as tmp:
+        state = Path(tmp) / "state"
+        smtp = free_port()
+        cfg = Path(tmp) / "config.toml"
+        cfg.write_text(gateway_config(state, smtp, free_port(), EXTRA))
+        daemon = Daemon(cfg, smtp, Path(tmp) / "daemon.log")
+        await daemon.astart()
+        try:
+            await asyncio.sleep(3)  # settle: imports done, writer and worker idle
+            idle = daemon.status()
+
+            async def send(i: int) -> None:
+                await aiosmtplib.send(
+                    make_mail(i, size),
+                    sender="c@customer.test",
+                    recipients=["support@example.com"],
+                    hostname="127.0.0.1",
+                    port=smtp,
+                    timeout=120,
+                )
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(send(i) for i in range(mails)))
+            accepted_s = time.perf_counter() - t0
+            db = state / "gateway.db"
+            for _ in range(1200):  # until the worker has parsed and stored every one
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+                pending = conn.execute(
+                    "SELECT COUNT(*) FROM raw_mails WHERE state = 'pending'"
+                ).fetchone()[0]
+                conn.close()
+                if not pending:
+                    break
+                await asyncio.sleep(0.25)
+            processed_s = time.perf_counter() - t0
+            after = daemon.status()
+        finally:
+            daemon.stop()
+    return {
+        "idle_rss_mb": round(idle["VmRSS"] / 1024, 1),
+        "peak_rss_mb": round(after["VmHWM"] / 1024, 1),
+        "rss_after_mb": round(after["VmRSS"] / 1024, 1),
+        "mails": mails,
+        "mail_mb": round(size / 1024 / 1024, 1),
+        "accept_all_s": round(accepted_s, 2),
+        "process_all_s": round(processed_s, 2),
+    }
+
+
+def table(r: dict) -> str:
+    return markdown(
+        ["measure", "value"],
+        [
+            ["idle RSS (VmRSS after start)", f"{r['idle_rss_mb']} MB"],
+            [
+                f"peak RSS (VmHWM), {r['mails']} concurrent {r['mail_mb']:g} MB mails",
+                f"{r['peak_rss_mb']} MB",
+            ],
+            ["RSS after they are processed", f"{r['rss_after_mb']} MB"],
+            ["time to accept all (250 for each)", f"{r['accept_all_s']} s"],
+            ["time until all are parsed and stored", f"{r['process_all_s']} s"],
+        ],
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mails", type=int, default=20)
+    ap.add_argument("--size", type=int, default=10 * 1024 * 1024)
+    args = ap.parse_args()
+    r = asyncio.run(run(args.mails, args.size))
+    print(table(r))
+    save("memory", r)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Run every benchmark, print one Markdown table per benchmark, write bench/results/*.json.
+
+    .venv/bin/python bench/run_all.py [--quick] [--only ingest,memory,handoff,webhook]
+
+--quick shrinks every benchmark (fewer mails, a 100,000-mail store, a 200-handoff burst) for a
+smoke run; the README's numbers come from a full run (`make bench`, about 10 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import handoff
+import ingest
+import memory
+import webhook
+from common import machine, save
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="ingest,memory,handoff,webhook")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    q = args.quick
+    started = time.perf_counter()
+    m = machine()
+    print(
+        f"Machine: {m['nproc']} × {m['cpu']}, Python {m['python']}, Linux {m['kernel']}, "
+        f"disk {m['disk']}\n"
+    )
+    if "ingest" in only:
+        r = asyncio.run(ingest.run([1, 10, 50], [5120, 102400], 100_000 if q else 1_000_000, q))
+        ingest.print_tables(r)
+        save("ingest", r)
+        print()
+    if "memory" in only:
+        r = asyncio.run(memory.run(20, 10 * 1024 * 1024))
+        print("### Memory\n")
+        print(memory.table(r))
+        save("memory", r)
+        print()
+    if "handoff" in only:
+        r = asyncio.run(handoff.run(5 if q else 15, 200 if q else 1000))
+        handoff.print_tables(r)
+        save("handoff", r)
+        print()
+    if "webhook" in only:
+        r = asyncio.run(webhook.run(10 if q else 50))
+        print("### Rep reply: webhook → relay\n")
+        print(webhook.table(r))
+        save("webhook", r)
+        print()
+    print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
