@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.delivery.compose import OutgoingAttachment
 from gateway.delivery.relay import DeliveryExpired
+from gateway.errors import TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
 from gateway.hubspot.handoff import THREADS, HandoffRunner
@@ -64,6 +65,10 @@ class ReplyRunner:
         reason = why_not_deliver(msg, ours=ours)
         if reason is None:
             conv_id = await self.store.read(lambda db: rs.conversation_for_thread(db, thread_id))
+            if conv_id is None and await self.store.read(rs.handoff_in_progress):
+                # the first publish of a handoff may have lost its answer: the thread exists
+                # in HubSpot before we know its id; ask again once the handoff has recorded it
+                raise TransientError(f"thread {thread_id} not known yet; a handoff is under way")
             if conv_id is None:
                 reason = f"thread {thread_id} is not one of our conversations"
         if reason:

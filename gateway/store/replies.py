@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sqlite_utils import Database
@@ -79,3 +80,13 @@ def conversation_for_thread(db: Database, thread_id: str) -> int | None:
             [thread_id],
         ).fetchone()
     return row[0] if row else None
+
+
+def handoff_in_progress(db: Database) -> bool:
+    """A handoff that moved within the last hour (a dead one does not hold replies back)."""
+    since = now_iso(time.time() - 3600)
+    return bool(
+        db.execute(
+            "SELECT 1 FROM handoffs WHERE state = 'pending' AND updated_at >= ? LIMIT 1", [since]
+        ).fetchone()
+    )
