@@ -238,6 +238,13 @@ class WorkerSettings:
         "int",
         min=1,
     )
+    parse_processes: int = _key(
+        "Processes that parse mail beside the daemon (its regexes hold Python's GIL; in a "
+        "process they cannot slow SMTP answers); 0 = parse in a thread.",
+        1,
+        "int",
+        min=0,
+    )
     retry_base_seconds: float = _key(
         "First retry delay; it doubles per try up to an hour (with 20% jitter).",
         5.0,

@@ -13,17 +13,27 @@ import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from gateway.errors import TransientError
 from gateway.intake.parse import parse_mail
-from gateway.models import Job
+from gateway.models import Job, ParsedMail
 from gateway.pipeline.classify import classify
 from gateway.pipeline.conversations import thread_lookups
 from gateway.store.db import Store
 from gateway.store.mail import Recorded, quarantine, record_mail
 
 log = logging.getLogger(__name__)
+
+
+def parse_for_store(raw: bytes, envelope_from: str, rcpts: tuple[str, ...]) -> ParsedMail:
+    """parse_mail without the attachments' bytes: they stay in the raw mail, and leaving them
+    out keeps the answer from a parser process small."""
+    parsed = parse_mail(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
+    light = [dataclasses.replace(a, data=b"") for a in parsed.attachments]
+    return dataclasses.replace(parsed, attachments=light)
 
 AfterRecord = Callable[[Recorded, frozenset[str]], Awaitable[None]]
 
@@ -35,6 +45,9 @@ class MailProcessor:
     hostname: str
     support_addresses: frozenset[str]
     after_record: list[AfterRecord] = dataclasses.field(default_factory=list)
+    # Where parsing runs: a process pool keeps its CPU (regexes hold the GIL for tens of ms on
+    # a long mail) away from the event loop that answers SMTP; None = the default thread pool.
+    executor: Executor | None = None
 
     async def __call__(self, job: Job) -> None:
         raw_id = job.payload["raw_id"]
@@ -73,9 +86,12 @@ class MailProcessor:
 
     async def _process(self, raw_id, mailbox, envelope_from, rcpts, message_id, raw):
         loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(
-            None, lambda: parse_mail(raw, envelope_from=envelope_from or "", envelope_rcpts=rcpts)
-        )
+        try:
+            parsed = await loop.run_in_executor(
+                self.executor, parse_for_store, raw, envelope_from or "", tuple(rcpts)
+            )
+        except BrokenProcessPool as exc:  # a parser process died (OOM, a crash in C code)
+            raise TransientError(f"parser process died: {exc}") from exc
         # the intake key's Message-ID is the one the index knows this mail by
         parsed = dataclasses.replace(parsed, message_id=message_id)
         annotations = classify(

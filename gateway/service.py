@@ -14,9 +14,11 @@ import dataclasses
 import fcntl
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -72,6 +74,8 @@ class Gateway:
     assist: AssistJob | None = None
     metrics: Metrics | None = None
     notifier: Notifier = field(default_factory=Notifier)
+    parse_pool: ProcessPoolExecutor | None = None
+    processor: MailProcessor | None = None
     _lock_fd: int | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -96,7 +100,13 @@ class Gateway:
             log.info("resuming %d job(s) interrupted by the last stop", recovered)
         secret = (s.gateway.secret or await store.write(ensure_secret)).encode()
         support = frozenset(s.smtp.addresses)
+        if s.worker.parse_processes:
+            # forkserver: a clean parent for the parsers, not a fork of this threaded process
+            ctx = multiprocessing.get_context("forkserver")
+            self.parse_pool = ProcessPoolExecutor(s.worker.parse_processes, mp_context=ctx)
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
+        processor.executor = self.parse_pool
+        self.processor = processor
         self.metrics = metrics = Metrics(self)
         self.assist = assist = AssistJob.from_settings(store, s.assistant)
         processor.after_record.append(assist.after_record)
@@ -322,6 +332,8 @@ class Gateway:
             await self.hubspot.close()
         if self.sandbox is not None:
             await self.sandbox.close()
+        if self.parse_pool is not None:
+            await asyncio.to_thread(self.parse_pool.shutdown, wait=True, cancel_futures=True)
         if self.store is not None:
             self.store.close()
         if self._lock_fd is not None:

@@ -76,7 +76,10 @@ async def test_quarantine_list_and_retry(gateway: Gateway, config_path: Path, mo
     def broken(*a, **k):
         raise ValueError("parser exploded")
 
-    monkeypatch.setattr(process, "parse_mail", broken)  # a parser bug, as a strange mail causes
+    # a parser bug, as a strange mail causes (in a thread here: a monkeypatch does not reach
+    # the parser process)
+    gateway.processor.executor = None
+    monkeypatch.setattr(process, "parse_for_store", broken)
     await _send(gateway, make_mail(message_id="bad@customer.test"))
     await wait_processed(gateway, 1)
     code, out, _ = run(config_path, "quarantine", "list", "--json")
