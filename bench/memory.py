@@ -37,6 +37,7 @@ async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
         try:
             await asyncio.sleep(3)  # settle: imports done, writer and worker idle
             idle = daemon.status()
+            idle_tree = tree_status(daemon.proc.pid)
 
             async def send(i: int) -> None:
                 await aiosmtplib.send(
@@ -63,17 +64,55 @@ async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
                 await asyncio.sleep(0.25)
             processed_s = time.perf_counter() - t0
             after = daemon.status()
+            after_tree = tree_status(daemon.proc.pid)
         finally:
             daemon.stop()
     return {
         "idle_rss_mb": round(idle["VmRSS"] / 1024, 1),
         "peak_rss_mb": round(after["VmHWM"] / 1024, 1),
         "rss_after_mb": round(after["VmRSS"] / 1024, 1),
+        # the daemon with its parser processes (forkserver + pool): peak is the sum of each
+        # process's own high-water mark, an upper bound of what they held at once
+        "idle_rss_with_parsers_mb": round(idle_tree["VmRSS"] / 1024, 1),
+        "peak_rss_with_parsers_mb": round(after_tree["VmHWM"] / 1024, 1),
         "mails": mails,
         "mail_mb": round(size / 1024 / 1024, 1),
         "accept_all_s": round(accepted_s, 2),
         "process_all_s": round(processed_s, 2),
     }
+
+
+def _status(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def tree_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (kB) summed over a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total = {"VmRSS": 0, "VmHWM": 0}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            st = _status(p)
+        except OSError:
+            continue
+        for k in total:
+            total[k] += st.get(k, 0)
+        todo.extend(children.get(p, []))
+    return total
 
 
 def table(r: dict) -> str:
@@ -86,6 +125,11 @@ def table(r: dict) -> str:
                 f"{r['peak_rss_mb']} MB",
             ],
             ["RSS after they are processed", f"{r['rss_after_mb']} MB"],
+            ["idle RSS, daemon + parser processes", f"{r['idle_rss_with_parsers_mb']} MB"],
+            [
+                "peak RSS, daemon + parser processes (sum of peaks)",
+                f"{r['peak_rss_with_parsers_mb']} MB",
+            ],
             ["time to accept all (250 for each)", f"{r['accept_all_s']} s"],
             ["time until all are parsed and stored", f"{r['process_all_s']} s"],
         ],
