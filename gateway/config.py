@@ -293,6 +293,18 @@ class RelaySettings:
         "int",
         min=1,
     )
+    dkim_selector: str = _key(
+        "DKIM selector (the DNS name is SELECTOR._domainkey.DOMAIN); empty = no DKIM signing.",
+        "",
+        "str",
+    )
+    dkim_domain: str = _key("Domain (d=) of the DKIM signature, e.g. example.com.", "", "str")
+    dkim_key: Secret = _key(
+        "PEM private key for DKIM; use dkim_key_file (a systemd credential) or $DKIM_KEY.",
+        Secret(""),
+        "secret",
+        env="DKIM_KEY",
+    )
 
 
 @dataclass(frozen=True)
@@ -878,6 +890,14 @@ def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secr
 
 
 def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> None:
+    relay: RelaySettings = built["relay"]
+    if relay.dkim_selector and not (relay.dkim_domain and relay.dkim_key):
+        problems.append(
+            f"{label}: relay.dkim_selector: set, so relay.dkim_domain and relay.dkim_key_file "
+            "(or $DKIM_KEY) are needed too"
+        )
+    elif relay.dkim_selector and "PRIVATE KEY" not in relay.dkim_key:
+        problems.append(f"{label}: relay.dkim_key_file: is not a PEM private key")
     smtp: SmtpSettings = built["smtp"]
     if not smtp.addresses and not smtp.domains:
         problems.append(

@@ -7,12 +7,14 @@ message or assistant decision can never produce two different mails.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Settings
 from gateway.delivery.compose import Conversation, OutgoingAttachment, compose_reply
+from gateway.delivery.dkim_sign import dkim_sign
 from gateway.delivery.relay import DeliveryResult, RelaySender, deliver_once, queue_reply
 from gateway.errors import NotFound
 from gateway.models import Job
@@ -93,6 +95,15 @@ class Outbound:
                 attachments=attachments,
                 auto=auto,
             )
+            relay = self.settings.relay
+            if relay.dkim_selector:
+                signed = dkim_sign(
+                    mail.raw,
+                    selector=relay.dkim_selector,
+                    domain=relay.dkim_domain,
+                    key_pem=str(relay.dkim_key),
+                )
+                mail = dataclasses.replace(mail, raw=signed)
             delivery_id, _created = await queue_reply(
                 self.store,
                 mail,
