@@ -444,3 +444,33 @@ async def test_daily_limit_pauses_hubspot_work_without_failing_it(hub: Gateway):
     assert attempts == 0  # a pause, not a failed try
     assert run_after > time.time() + 3600 or run_after - time.time() > 60  # until the reset
     assert "daily" in error.lower()
+
+
+async def test_address_of_a_configured_domain_gets_its_channel_account(hub: Gateway):
+    raw = make_mail(to="billing@help.example.org", message_id="dom1@customer.test")
+
+    def go():
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", hub.smtp_port, timeout=10) as s:
+            s.sendmail("alice@customer.test", ["billing@help.example.org"], raw)
+
+    await asyncio.to_thread(go)
+    await wait_processed(hub, 1)
+    conv = await conversation_of(hub, "dom1@customer.test")
+    h = await hand_off(hub, conv)
+    msgs = [m for m in await thread_messages(hub, h["thread_id"]) if m["type"] == "MESSAGE"]
+    assert len(msgs) == 1
+    info = hub.sandbox.info()
+    accounts = await api(
+        hub,
+        "GET",
+        f"/conversations/v3/custom-channels/{msgs[0]['channelId']}/channel-accounts",
+        params={"hapikey": info["developerApiKey"], "appId": info["appId"]},
+    )
+    values = [a["deliveryIdentifier"]["value"] for a in accounts["results"]]
+    assert sorted(values) == [
+        "billing@help.example.org",
+        "sales@example.com",
+        "support@example.com",
+    ]

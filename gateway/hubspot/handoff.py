@@ -24,7 +24,7 @@ from gateway.config import HubspotSettings
 from gateway.errors import PermanentError, TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
-from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds
+from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
 from gateway.models import Job
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (
@@ -38,7 +38,7 @@ from gateway.pipeline.handoff import (
 )
 from gateway.store import hubspot as hs_store
 from gateway.store.db import Store
-from gateway.store.queries import kv_get
+from gateway.store.queries import kv_get, kv_set
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +187,10 @@ class HandoffRunner:
 
     async def _publish_all(self, conv: dict[str, Any], ids: HubSpotIds, thread_id: str) -> str:
         account = ids.channel_accounts.get(conv["mailbox"])
-        if account is None:
-            raise PermanentError(
-                f"no channel account for {conv['mailbox']}: run `mail-gateway hubspot setup`"
-            )
+        if account is None:  # an address of a configured domain, met for the first time
+            account, _created = await ensure_channel_account(self.client, ids, conv["mailbox"])
+            updated = ids.to_json()
+            await self.store.write(lambda db: kv_set(db, SETUP_KEY, updated))
         for msg in conv["messages"]:
             if msg["hubspot_message_id"]:
                 continue

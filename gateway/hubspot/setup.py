@@ -62,6 +62,34 @@ class SetupReport:
     changed: list[str] = field(default_factory=list)
 
 
+async def ensure_channel_account(
+    client: HubSpotClient, ids: HubSpotIds, mailbox: str
+) -> tuple[str, bool]:
+    """The channel account for a support address, created when absent; (id, created).
+
+    Setup runs it for every configured address; the handoff runs it for an address of a
+    configured domain met for the first time (anyone@help.example.com).
+    """
+    path = f"{CHANNELS}/{ids.channel_id}/channel-accounts"
+    accounts = (await client.get(path, developer=True)).get("results", [])
+    for a in accounts:
+        if str(a.get("deliveryIdentifier", {}).get("value", "")).lower() == mailbox:
+            ids.channel_accounts[mailbox] = str(a["id"])
+            return str(a["id"]), False
+    acct = await client.post(
+        path,
+        {
+            "name": mailbox,
+            "inboxId": ids.inbox_id,
+            "deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": mailbox},
+            "authorized": True,
+        },
+        developer=True,
+    )
+    ids.channel_accounts[mailbox] = str(acct["id"])
+    return str(acct["id"]), True
+
+
 def _pick(items: list[dict], wanted: str, *keys: str) -> dict | None:
     for item in items:
         if any(str(item.get(k, "")).lower() == wanted.lower() for k in keys):
@@ -105,32 +133,12 @@ async def run_setup(
             changed.append(f"channel webhook URL set to {webhook_url}")
     ids.channel_id = str(channel["id"])
 
-    accounts_path = f"{CHANNELS}/{ids.channel_id}/channel-accounts"
-    accounts = (await client.get(accounts_path, developer=True)).get("results", [])
     for mailbox in mailboxes:
-        acct = next(
-            (
-                a
-                for a in accounts
-                if str(a.get("deliveryIdentifier", {}).get("value", "")).lower() == mailbox
-            ),
-            None,
-        )
-        if acct is None:
-            acct = await client.post(
-                accounts_path,
-                {
-                    "name": mailbox,
-                    "inboxId": ids.inbox_id,
-                    "deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": mailbox},
-                    "authorized": True,
-                },
-                developer=True,
-            )
-            changed.append(f"created channel account {acct['id']} for {mailbox}")
+        acct_id, created = await ensure_channel_account(client, ids, mailbox)
+        if created:
+            changed.append(f"created channel account {acct_id} for {mailbox}")
         else:
-            found.append(f"channel account {acct['id']} for {mailbox}")
-        ids.channel_accounts[mailbox] = str(acct["id"])
+            found.append(f"channel account {acct_id} for {mailbox}")
 
     pipelines = (await client.get("/crm/v3/pipelines/tickets")).get("results", [])
     pipeline = (
