@@ -120,7 +120,7 @@ class Campaign:
     workdir: Path
     clients: int = 3
     reps_every: float = 0.4
-    drain_seconds: float = 90
+    drain_seconds: float = 0  # 0 = 90 s plus half the load time: the backlog grows with it
     verbose: bool = True
     rng: random.Random = field(init=False)
     sent_250: list[str] = field(default_factory=list)  # Message-IDs that got 250
@@ -348,6 +348,10 @@ timeout = 5
         return tags
 
     async def _drain(self) -> bool:
+        if not self.drain_seconds:
+            # each handoff is 7 HubSpot calls under the sandbox's 1,000 / 10 s: a 300 s run
+            # leaves about 1,000 handoffs, which alone need 70 s of budget after the heal
+            self.drain_seconds = 90 + self.duration / 2
         deadline = time.monotonic() + self.drain_seconds
         while time.monotonic() < deadline:
             busy = self._rows(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.config import HubspotSettings
-from gateway.errors import PermanentError, TransientError
+from gateway.errors import Deferred, PermanentError, TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
 from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
@@ -79,9 +79,17 @@ class HandoffRunner:
         if h is None:
             return
         if h["state"] != "done":
-            # the handoff publishes every message it finds before it finishes; try again
-            # after it has, so a mail arriving during the handoff is never skipped
-            raise TransientError(f"handoff of conversation {conv_id} still in progress")
+            # the handoff publishes every message it finds before it finishes; look again
+            # after it has, so a mail arriving during the handoff is never skipped. Waiting is
+            # not failing: no attempt is used (a growing backoff would leave the mail behind
+            # for hours), unless the handoff itself is dead, which a person must retry first.
+            if await self.store.read(lambda db: hs_store.handoff_job_dead(db, conv_id)):
+                raise PermanentError(
+                    f"the handoff of conversation {conv_id} failed; `mail-gateway retry` it"
+                )
+            raise Deferred(
+                f"handoff of conversation {conv_id} still in progress", until=time.time() + 2
+            )
         ids = await self.ids()
         conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
         await self._publish_all(conv, ids, h["thread_id"])

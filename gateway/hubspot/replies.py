@@ -12,12 +12,13 @@ import asyncio
 import logging
 import mimetypes
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.delivery.compose import OutgoingAttachment
 from gateway.delivery.relay import DeliveryExpired
-from gateway.errors import TransientError
+from gateway.errors import Deferred
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
 from gateway.hubspot.handoff import THREADS, HandoffRunner
@@ -68,7 +69,10 @@ class ReplyRunner:
             if conv_id is None and await self.store.read(rs.handoff_in_progress):
                 # the first publish of a handoff may have lost its answer: the thread exists
                 # in HubSpot before we know its id; ask again once the handoff has recorded it
-                raise TransientError(f"thread {thread_id} not known yet; a handoff is under way")
+                raise Deferred(
+                    f"thread {thread_id} not known yet; a handoff is under way",
+                    until=time.time() + 2,
+                )
             if conv_id is None:
                 reason = f"thread {thread_id} is not one of our conversations"
         if reason:

@@ -130,3 +130,12 @@ def is_our_hubspot_message(db: Database, hubspot_message_id: str) -> bool:
             "SELECT 1 FROM hubspot_messages WHERE hubspot_message_id = ?", [hubspot_message_id]
         ).fetchone()
     )
+
+
+def handoff_job_dead(db: Database, conversation_id: int) -> bool:
+    return bool(
+        db.execute(
+            "SELECT 1 FROM jobs WHERE dedupe_key = ? AND state = 'dead'",
+            [f"handoff:{conversation_id}"],
+        ).fetchone()
+    )
