@@ -474,3 +474,25 @@ async def test_address_of_a_configured_domain_gets_its_channel_account(hub: Gate
         "sales@example.com",
         "support@example.com",
     ]
+
+
+async def test_customer_attachment_reaches_the_hubspot_thread(hub: Gateway):
+    import email.message
+
+    pdf = b"%PDF-1.4 broken router photo\n" + bytes(range(256)) * 20
+    m = email.message.EmailMessage()
+    m["From"] = "Alice <alice@customer.test>"
+    m["To"] = "support@example.com"
+    m["Subject"] = "Router broken"
+    m["Message-ID"] = "<att1@customer.test>"
+    m.set_content("The router is broken, see the attached report.")
+    m.add_attachment(pdf, maintype="application", subtype="pdf", filename="report.pdf")
+    await send(hub, m.as_bytes(), 1)
+    h = await hand_off(hub, await conversation_of(hub, "att1@customer.test"))
+    msgs = [x for x in await thread_messages(hub, h["thread_id"]) if x["type"] == "MESSAGE"]
+    assert len(msgs) == 1
+    files = msgs[0]["attachments"]
+    assert [f["name"] for f in files] == ["report.pdf"]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(files[0]["url"]) as r:
+            assert await r.read() == pdf

@@ -154,6 +154,7 @@ class HubSpotClient:
         idempotent: bool | None = None,
         developer: bool = False,
         form: dict[str, str] | None = None,
+        multipart: Callable[[], aiohttp.FormData] | None = None,
         auth: bool = True,
     ) -> Any:
         """Call HubSpot; return the decoded JSON (None for 204) or raise a HubSpotError."""
@@ -175,7 +176,7 @@ class HubSpotClient:
             await (self.search_window if search else self.window).acquire()
             try:
                 status, headers, data = await self._once(
-                    method, path, params, body, developer, form, auth
+                    method, path, params, body, developer, multipart or form, auth
                 )
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self.stats.record(method, _template(path), type(exc).__name__)
@@ -237,7 +238,9 @@ class HubSpotClient:
         elif auth:
             headers["Authorization"] = f"Bearer {await self._token(False)}"
         kwargs: dict[str, Any] = {"params": query, "headers": headers}
-        if form is not None:
+        if callable(form):  # a fresh FormData each try: aiohttp sends one only once
+            kwargs["data"] = form()
+        elif form is not None:
             kwargs["data"] = form
         elif body is not None:
             kwargs["json"] = body

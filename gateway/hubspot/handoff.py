@@ -12,12 +12,15 @@ next step. Steps whose HubSpot call is not idempotent by itself are made so here
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from sqlite_utils import Database
 
 from gateway.config import HubspotSettings
@@ -25,6 +28,7 @@ from gateway.errors import Deferred, PermanentError, TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
 from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
+from gateway.intake.parse import parse_mail
 from gateway.models import Job
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (
@@ -32,6 +36,7 @@ from gateway.pipeline.handoff import (
     comment_text,
     contact_properties,
     fallback_summary,
+    files_to_upload,
     marker,
     ticket_properties,
     transcript_html,
@@ -47,6 +52,7 @@ ASSOC = {"associationCategory": "HUBSPOT_DEFINED"}
 TICKET_TO_CONTACT = 16
 TICKET_TO_THREAD = 32
 NOTE_TO_TICKET = 228
+MAX_UPLOAD = 25 * 1024 * 1024  # the channel's maxFileAttachmentSizeBytes
 
 # (db, conversation id, reason) -> what the comment and the ticket say about it
 Facts = Callable[[Database, int, str], EscalationFacts]
@@ -202,8 +208,13 @@ class HandoffRunner:
         for msg in conv["messages"]:
             if msg["hubspot_message_id"]:
                 continue
+            file_ids = await self._upload_files(msg)
             body = channel_message(
-                conv, msg, channel_account_id=account, support_name=self.support_name
+                conv,
+                msg,
+                channel_account_id=account,
+                support_name=self.support_name,
+                file_ids=file_ids,
             )
             resp = await self.client.post(
                 f"{CHANNELS}/{ids.channel_id}/messages", body, idempotent=True
@@ -223,6 +234,43 @@ class HandoffRunner:
         if not thread_id:
             raise TransientError("HubSpot returned no conversationsThreadId yet")
         return thread_id
+
+    async def _upload_files(self, msg: dict[str, Any]) -> list[str]:
+        """The customer's attachments into HubSpot's Files API, for the published message.
+
+        The bytes come from the stored raw mail (the truth), re-parsed here. A crash between an
+        upload and the publish leaves an unused file in HubSpot, never a second message.
+        """
+        wanted = files_to_upload(msg)
+        if not wanted or not msg.get("raw_id"):
+            return []
+        raw_id = msg["raw_id"]
+        raw = await self.store.read(
+            lambda db: db.execute("SELECT raw FROM raw_mails WHERE id = ?", [raw_id]).fetchone()[0]
+        )
+        parsed = await asyncio.to_thread(parse_mail, raw)
+        by_hash = {a.sha256: a for a in parsed.attachments if a.data}
+        ids: list[str] = []
+        for meta in wanted:
+            att = by_hash.get(meta.get("sha256"))
+            if att is None or att.size > MAX_UPLOAD:
+                continue
+
+            def form(att=att) -> aiohttp.FormData:
+                f = aiohttp.FormData()
+                f.add_field(
+                    "file",
+                    att.data,
+                    filename=att.filename or "attachment",
+                    content_type=att.content_type or "application/octet-stream",
+                )
+                f.add_field("options", json.dumps({"access": "PRIVATE"}))
+                f.add_field("folderPath", "/mail-gateway")
+                return f
+
+            uploaded = await self.client.request("POST", "/files/v3/files", multipart=form)
+            ids.append(str(uploaded["id"]))
+        return ids
 
     async def _ticket(
         self,

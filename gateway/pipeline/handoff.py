@@ -54,7 +54,12 @@ def _party(name: str, email: str) -> dict[str, Any]:
 
 
 def channel_message(
-    conv: dict[str, Any], msg: dict[str, Any], *, channel_account_id: str, support_name: str
+    conv: dict[str, Any],
+    msg: dict[str, Any],
+    *,
+    channel_account_id: str,
+    support_name: str,
+    file_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """One mail of the conversation as a custom-channel message (customer mail INCOMING)."""
     customer = _party(conv.get("customer_name") or "", conv["customer_email"])
@@ -65,7 +70,7 @@ def channel_message(
             msg.get("sender_name") or "", msg["sender_email"] or conv["customer_email"]
         )
     text = (msg.get("new_text") or msg.get("text") or "").strip() or "(no text)"
-    return {
+    body = {
         "type": "MESSAGE",
         "messageDirection": "INCOMING" if incoming else "OUTGOING",
         "channelAccountId": channel_account_id,
@@ -76,6 +81,19 @@ def channel_message(
         "recipients": [support if incoming else customer],
         "text": text[:TEXT_LIMIT],
     }
+    if file_ids:
+        body["attachments"] = [{"type": "FILE", "fileId": f} for f in file_ids]
+    return body
+
+
+def files_to_upload(msg: dict[str, Any], limit: int = 10) -> list[dict[str, Any]]:
+    """The customer's real attachments worth putting in HubSpot (not inline images, not
+    parts we could not decode), at most `limit` (the channel's maxFileAttachmentCount)."""
+    return [
+        a
+        for a in msg.get("attachments") or []
+        if not a.get("inline") and not a.get("undecodable") and a.get("size", 0) > 0
+    ][:limit]
 
 
 def fallback_summary(conv: dict[str, Any], limit: int = 1000) -> str:
@@ -135,6 +153,4 @@ def transcript_html(conv: dict[str, Any]) -> str:
 def comment_text(conv: dict[str, Any], facts: EscalationFacts, *, trigger: str) -> str:
     """The internal comment: the assistant's wording (reason, sentiment, language, session),
     who triggered the handoff, and our marker so a retry can find it."""
-    return "\n".join(
-        [handoff_comment(facts), f"Triggered by: {trigger}", marker(conv, "comment")]
-    )
+    return "\n".join([handoff_comment(facts), f"Triggered by: {trigger}", marker(conv, "comment")])

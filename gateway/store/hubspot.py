@@ -93,6 +93,7 @@ def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, An
     cur = db.execute(
         "SELECT m.id, m.direction, m.message_id, m.subject, m.sender_email, m.sender_name, "
         "m.recipients, m.created_at, m.text, m.new_text, m.annotations, m.author, "
+        "m.attachments, m.raw_id, "
         "h.hubspot_message_id FROM messages m LEFT JOIN hubspot_messages h "
         "ON h.message_row_id = m.id WHERE m.conversation_id = ? ORDER BY m.id",
         [conversation_id],
@@ -103,6 +104,7 @@ def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, An
         m = dict(zip(cols, r, strict=True))
         m["annotations"] = json.loads(m["annotations"] or "[]")
         m["recipients"] = json.loads(m["recipients"] or "{}")
+        m["attachments"] = json.loads(m["attachments"] or "[]")
         msgs.append(m)
     conv["messages"] = msgs
     return conv
