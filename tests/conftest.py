@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,17 @@ def settings(config_path: Path) -> Settings:
     )
 
 
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Gateway]:
+    """A started gateway, stopped (drained for at most 5 s) when the block ends."""
+    gw = Gateway(settings)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(drain_seconds=5)
+
+
 @pytest.fixture
 async def store(tmp_path: Path):
     """A bare store (migrated, writer running) for tests of store verbs and jobs."""
@@ -90,12 +102,8 @@ async def store(tmp_path: Path):
 
 @pytest.fixture
 async def gateway(settings: Settings):
-    gw = Gateway(settings)
-    await gw.start()
-    try:
+    async with running(settings) as gw:
         yield gw
-    finally:
-        await gw.stop(drain_seconds=5)
 
 
 async def wait_for(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
@@ -175,9 +183,5 @@ def hub_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def hub(hub_settings: Settings):
     """A running gateway with its sandbox (gw.sandbox) set up for handoffs."""
-    gw = Gateway(hub_settings)
-    await gw.start()
-    try:
+    async with running(hub_settings) as gw:
         yield gw
-    finally:
-        await gw.stop(drain_seconds=5)

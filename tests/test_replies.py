@@ -19,7 +19,7 @@ import pytest
 from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
 from gateway.service import Gateway
 
-from conftest import free_port, make_mail, wait_for
+from conftest import free_port, make_mail, running, wait_for
 from hubspot_helpers import admin, api, conversation_of, hand_off, send
 
 AGENT = "A-301"
@@ -39,12 +39,8 @@ def reply_settings(hub_settings: Settings, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def rgw(reply_settings: Settings):
-    gw = Gateway(reply_settings)
-    await gw.start()
-    try:
+    async with running(reply_settings) as gw:
         yield gw
-    finally:
-        await gw.stop(drain_seconds=5)
 
 
 def outbox(gw: Gateway) -> list[email.message.EmailMessage]:
@@ -208,12 +204,8 @@ async def polling_gw(reply_settings: Settings):
         ),
         hubspot=dataclasses.replace(reply_settings.hubspot, replies="poll", poll_interval=0.2),
     )
-    gw = Gateway(s)
-    await gw.start()
-    try:
+    async with running(s) as gw:
         yield gw
-    finally:
-        await gw.stop(drain_seconds=5)
 
 
 async def test_polling_delivers_public_replies_only(polling_gw: Gateway):
