@@ -198,29 +198,25 @@ class Gateway:
             log.info("HubSpot setup: %s", line)
 
     async def _follow_handoff(self, recorded, annotations) -> None:
-        """A new mail on a conversation already handed off goes to the same HubSpot thread."""
-        conv_id = recorded.conversation_id
+        """A new mail on a conversation already handed off goes to the same HubSpot thread;
+        a bounce of one of our replies is reported. One write for both."""
+        conv_id, row_id = recorded.conversation_id, recorded.message_row_id
+        bounce = BOUNCE in annotations
 
         def enqueue(db) -> None:
             if db.execute("SELECT 1 FROM handoffs WHERE conversation_id = ?", [conv_id]).fetchone():
                 jobq.enqueue(
-                    db,
-                    PUBLISH_JOB,
-                    {"conversation_id": conv_id},
-                    dedupe_key=f"publish:{recorded.message_row_id}",
+                    db, PUBLISH_JOB, {"conversation_id": conv_id}, dedupe_key=f"publish:{row_id}"
                 )
-
-        def enqueue_bounce(db) -> None:
-            raw_id = db.execute(
-                "SELECT raw_id FROM messages WHERE id = ?", [recorded.message_row_id]
-            ).fetchone()[0]
-            jobq.enqueue(db, BOUNCE_JOB, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
+            if bounce:
+                raw_id = db.execute(
+                    "SELECT raw_id FROM messages WHERE id = ?", [row_id]
+                ).fetchone()[0]
+                jobq.enqueue(db, BOUNCE_JOB, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
 
         # also when already_done: a crash may have come between the record and this hook;
         # the dedupe keys make a second enqueue a no-op
         await self.store.write(enqueue)
-        if BOUNCE in annotations:
-            await self.store.write(enqueue_bounce)
         self.worker.wake()
 
     async def _assist_job(self, job) -> None:
