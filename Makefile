@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test install install-test system-deps lint bench soak clean
+.PHONY: run test install install-test system-deps lint lint-checks bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,16 @@ system-deps:
 
 ## Everything the tests need, then lint and the whole suite.
 test: install-test system-deps
-	$(BIN)/ruff check gateway tests bench
+	$(MAKE) --no-print-directory lint-checks
 	$(BIN)/python -m pytest -q
 
+## Style, the one-way import rule (docs/ARCHITECTURE.md) and type hints.
 lint: install-test
+	$(MAKE) --no-print-directory lint-checks
+
+lint-checks:
 	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench || true
+	$(BIN)/lint-imports --no-cache
 
 ## Every benchmark against its baseline, same run: Markdown tables + bench/results/*.json.
 bench: install-test system-deps

@@ -8,8 +8,8 @@ import click
 
 from gateway.cli_common import Context, friendly_errors, pass_ctx
 from gateway.cli_output import emit_json, emit_pairs, emit_table, output_options
-from gateway.delivery.outbox import capture_dir, list_outbox, read_outbox
-from gateway.delivery.signatures import choose_signature
+from gateway.mail.signatures import choose_signature
+from gateway.relay.outbox import capture_dir, list_outbox, read_outbox
 
 
 @click.group()

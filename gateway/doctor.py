@@ -197,7 +197,7 @@ async def check_relay(run: DoctorRun) -> Check:
 
 
 async def check_signatures(run: DoctorRun) -> Check:
-    from gateway.delivery.signatures import choose_signature
+    from gateway.mail.signatures import choose_signature
 
     sigs = run.settings.signatures
     patterns = sorted(set(sigs.domains) | set(sigs.html))

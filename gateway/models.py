@@ -88,3 +88,11 @@ class Job:
     payload: dict
     attempts: int
     dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    kind: str  # "token" (a conversation token) or "message_id"
+    value: str
+    needs_participant: bool = False  # only a known sender may use this key (step 4)
+    step: str = ""  # which rule produced it, for `sessions show` and debugging

@@ -23,24 +23,24 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.assist import ASSIST_JOB, AssistJob, build_assistant, handoff_facts
 from gateway.config import Secret, Settings, load_settings
-from gateway.delivery.outbox import capture_dir
-from gateway.delivery.relay import RelaySender
 from gateway.errors import GatewayError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
-from gateway.hubspot.handoff import HandoffRunner
-from gateway.hubspot.replies import BOUNCE_JOB, ReplyRunner
 from gateway.hubspot.setup import SETUP_KEY, run_setup
 from gateway.intake.imap import ImapIntake
-from gateway.intake.imap_forwarding import forwarding_recorder
 from gateway.intake.smtp import Gate, start_smtp
+from gateway.jobs.assist import ASSIST_JOB, AssistJob, build_assistant, handoff_facts
+from gateway.jobs.handoff import HandoffRunner
+from gateway.jobs.imap_forwarding import forwarding_recorder
+from gateway.jobs.process_mail import MailProcessor
+from gateway.jobs.rep_reply import BOUNCE_JOB, ReplyRunner
+from gateway.jobs.send_reply import SEND_REPLY_JOB, Outbound
 from gateway.logs import log_context, register_secrets
 from gateway.metrics import Metrics, hubspot_budget_left
 from gateway.models import BOUNCE
-from gateway.outbound import SEND_REPLY_JOB, Outbound
-from gateway.process import MailProcessor
+from gateway.relay.outbox import capture_dir
+from gateway.relay.sender import RelaySender
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
 from gateway.store.hubspot import HANDOFF_JOB, PUBLISH_JOB

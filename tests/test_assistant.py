@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gateway.assistant_client import OpenAIChatClient
 from gateway.config import AssistantSettings, load_settings
 from gateway.errors import ConfigError
 from gateway.models import AUTO_REPLY, OUT_OF_OFFICE
+from gateway.openai_client import OpenAIChatClient
 from gateway.pipeline.assistant import (
     ESCALATE,
     NOTHING,

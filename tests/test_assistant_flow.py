@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.assist import escalation_facts
+from gateway.jobs.assist import escalation_facts
 from gateway.pipeline.assistant import handoff_comment
 
 from conftest import make_mail, wait_for, wait_processed, write_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.intake.parse import parse_mail
+from gateway.mail.parse import parse_mail
 from gateway.models import (
     AUTO_REPLY,
     BOUNCE,

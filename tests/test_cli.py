@@ -71,7 +71,7 @@ def test_sessions_show_unknown_id_is_one_line(config_path: Path):
 
 
 async def test_quarantine_list_and_retry(gateway: Gateway, config_path: Path, monkeypatch):
-    import gateway.process as process
+    import gateway.jobs.process_mail as process
 
     def broken(*a, **k):
         raise ValueError("parser exploded")

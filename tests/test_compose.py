@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.config import SignatureSettings
-from gateway.delivery.compose import (
+from gateway.mail.compose import (
     MAX_REFERENCES,
     ComposeError,
     Conversation,
@@ -17,9 +17,9 @@ from gateway.delivery.compose import (
     compose_reply,
     reply_subject,
 )
-from gateway.delivery.render import html_to_text, markdown_to_html, sanitise_html
-from gateway.delivery.signatures import choose_signature
-from gateway.pipeline.conversations import token_from_own_message_id
+from gateway.mail.ids import token_from_own_message_id
+from gateway.mail.render import html_to_text, markdown_to_html, sanitise_html
+from gateway.mail.signatures import choose_signature
 
 SECRET = b"test-secret"
 HOST = "gw.example.com"

@@ -7,7 +7,7 @@ import dataclasses
 import re
 import smtplib
 
-from gateway.intake.normalise import header_block_size, normalise
+from gateway.mail.normalise import header_block_size, normalise
 from gateway.service import Gateway
 
 from conftest import wait_processed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.intake.parse import parse_mail
+from gateway.mail.parse import parse_mail
 from gateway.models import NO_AUTOMATION, Address, Attachment, ParsedMail
 from gateway.pipeline.classify import bounced_message_ids, classify
 

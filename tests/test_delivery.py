@@ -13,15 +13,15 @@ from click.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.config import RelaySettings, SignatureSettings, load_settings
-from gateway.delivery.compose import Conversation, compose_reply
-from gateway.delivery.relay import (
+from gateway.errors import ConfigError, PermanentError, TransientError
+from gateway.mail.compose import Conversation, compose_reply
+from gateway.relay.sender import (
     DeliveryExpired,
     RelaySender,
     deliver_once,
     queue_reply,
     retry_delay,
 )
-from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.store import outbound
 from gateway.store.db import Store
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import SignatureSettings
-from gateway.delivery.compose import Conversation, compose_reply
-from gateway.delivery.relay import DeliveryResult, RelaySender, deliver_once, queue_reply
+from gateway.mail.compose import Conversation, compose_reply
+from gateway.relay.sender import DeliveryResult, RelaySender, deliver_once, queue_reply
 from gateway.store import outbound
 from gateway.store.db import Store
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.intake.normalise import header_block_size, intake_key, normalise
 from gateway.intake.routing import Routes
+from gateway.mail.normalise import header_block_size, intake_key, normalise
 
 
 @pytest.mark.parametrize(

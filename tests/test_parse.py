@@ -8,7 +8,7 @@ import time
 from email import policy
 from email.parser import BytesParser
 
-from gateway.intake.parse import derive_message_id, html_to_text, parse_mail
+from gateway.mail.parse import derive_message_id, html_to_text, parse_mail
 
 
 def crlf(text: str | bytes) -> bytes:

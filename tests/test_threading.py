@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 
-from gateway.pipeline.conversations import make_message_id
+from gateway.mail.ids import make_message_id
 from gateway.service import Gateway
 from gateway.store.mail import record_outgoing
 

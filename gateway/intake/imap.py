@@ -44,7 +44,7 @@ from gateway.intake.imap_client import (
     uid_set,
     uidvalidity,
 )
-from gateway.intake.normalise import header_block_size, intake_key, normalise
+from gateway.mail.normalise import header_block_size, intake_key, normalise
 from gateway.models import IncomingMail
 from gateway.store import imap_state as st
 from gateway.store.db import Store

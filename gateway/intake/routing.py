@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.pipeline.conversations import mailbox_and_token
+from gateway.mail.ids import mailbox_and_token
 
 
 @dataclass(frozen=True)

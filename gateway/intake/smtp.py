@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import SmtpSettings
-from gateway.intake.normalise import header_block_size, intake_key, normalise
 from gateway.intake.routing import Routes
+from gateway.mail.normalise import header_block_size, intake_key, normalise
 from gateway.models import IncomingMail
 from gateway.store.db import Store
 from gateway.store.intake import accept_raw

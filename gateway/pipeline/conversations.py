@@ -11,78 +11,10 @@ against its index (store/mail.py) and takes the first hit. The order is DESIGN.m
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from gateway.models import ParsedMail
-
-TOKEN_RE = re.compile(r"^[a-z0-9]{10}$")
-SUBJECT_TOKEN_RE = re.compile(r"\[#([a-z0-9]{10})\]", re.IGNORECASE)
-_REPLY_PREFIX_RE = re.compile(
-    r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|r|tr|ref|réf)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
-)
-
-
-@dataclass(frozen=True)
-class Lookup:
-    kind: str  # "token" (a conversation token) or "message_id"
-    value: str
-    needs_participant: bool = False  # only a known sender may use this key (step 4)
-    step: str = ""  # which rule produced it, for `sessions show` and debugging
-
-
-def new_token() -> str:
-    """A conversation token: 10 characters of [a-z0-9], about 51 bits, unguessable."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(10))
-
-
-def _tag(secret: bytes, text: str) -> str:
-    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:12]
-
-
-def make_message_id(secret: bytes, hostname: str, token: str) -> str:
-    """Our own Message-ID (without brackets): token, nonce and an HMAC over both."""
-    nonce = secrets.token_hex(6)
-    return f"{token}.{nonce}.{_tag(secret, f'{token}.{nonce}')}@{hostname}"
-
-
-def token_from_own_message_id(secret: bytes, hostname: str, message_id: str) -> str | None:
-    """The conversation token inside one of our Message-IDs, if its HMAC is right."""
-    local, _, domain = message_id.rpartition("@")
-    if domain.lower() != hostname.lower():
-        return None
-    parts = local.split(".")
-    if len(parts) != 3:
-        return None
-    token, nonce, tag = parts
-    if not TOKEN_RE.match(token) or not hmac.compare_digest(tag, _tag(secret, f"{token}.{nonce}")):
-        return None
-    return token
-
-
-def mailbox_and_token(address: str) -> tuple[str, str | None]:
-    """Split support+TOKEN@example.com into (support@example.com, TOKEN)."""
-    local, at, domain = address.lower().rpartition("@")
-    if not at:
-        return address.lower(), None
-    base, plus, tag = local.partition("+")
-    if plus and TOKEN_RE.match(tag):
-        return f"{base}@{domain}", tag
-    if plus:
-        return f"{base}@{domain}", None
-    return f"{local}@{domain}", None
-
-
-def normalise_subject(subject: str) -> str:
-    """The subject without Re:/Fwd:/AW:… prefixes and without our [#TOKEN] marker."""
-    s = SUBJECT_TOKEN_RE.sub("", subject or "")
-    s = _REPLY_PREFIX_RE.sub("", s)
-    return " ".join(s.split())
+from gateway.mail.ids import SUBJECT_TOKEN_RE, mailbox_and_token, token_from_own_message_id
+from gateway.models import Lookup, ParsedMail
 
 
 def thread_lookups(

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 from sqlite_utils import Database
 
-from gateway.models import ParsedMail
-from gateway.pipeline.conversations import Lookup, new_token, normalise_subject
+from gateway.mail.ids import new_token, normalise_subject
+from gateway.models import Lookup, ParsedMail
 from gateway.store.db import now_iso
 
 

@@ -7,7 +7,7 @@ One interface, three backends chosen in `[assistant] backend`:
 
 Whatever the backend, the escalation rules (rules.py) run first: a customer who asks for a
 person, negative sentiment, configured keywords, too many automatic replies, attachments.
-Everything here is pure (the openai backend's HTTP call is injected); gateway/assist.py is the
+Everything here is pure (the openai backend's HTTP call is injected); gateway/jobs/assist.py is the
 job that loads a conversation, applies debounce and rate limits, and enqueues what follows.
 """
 

@@ -1,7 +1,7 @@
 """The openai backend: any OpenAI-compatible chat-completions endpoint, asked for strict JSON.
 
 Pure parts here (the request body, the answer's validation); the HTTP call lives in
-gateway/assistant_client.py behind the small `ChatClient` protocol, so tests and other
+gateway/openai_client.py behind the small `ChatClient` protocol, so tests and other
 transports can stand in. A timeout, an HTTP error or an answer that is not the agreed JSON
 escalates with the reason: nothing unchecked ever reaches the customer.
 """

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Settings
-from gateway.delivery.compose import Conversation, OutgoingAttachment, compose_reply
-from gateway.delivery.dkim_sign import dkim_sign
-from gateway.delivery.relay import DeliveryResult, RelaySender, deliver_once, queue_reply
 from gateway.errors import NotFound
+from gateway.mail.compose import Conversation, OutgoingAttachment, compose_reply
+from gateway.mail.dkim import dkim_sign
 from gateway.models import Job
+from gateway.relay.sender import DeliveryResult, RelaySender, deliver_once, queue_reply
 from gateway.store.db import Store
 from gateway.store.outbound import get_by_source_key
 

@@ -16,18 +16,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.delivery.compose import OutgoingAttachment
-from gateway.delivery.relay import DeliveryExpired
 from gateway.errors import Deferred
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
-from gateway.hubspot.handoff import THREADS, HandoffRunner
 from gateway.hubspot.setup import CHANNELS
-from gateway.intake.parse import parse_mail
+from gateway.jobs.handoff import THREADS, HandoffRunner
+from gateway.jobs.send_reply import Outbound
+from gateway.mail.compose import OutgoingAttachment
+from gateway.mail.parse import parse_mail
 from gateway.models import Job
-from gateway.outbound import Outbound
 from gateway.pipeline.classify import bounced_message_ids
 from gateway.pipeline.replies import author_actor, author_name, is_truncated, why_not_deliver
+from gateway.relay.sender import DeliveryExpired
 from gateway.store import outbound
 from gateway.store import replies as rs
 from gateway.store.db import Store

@@ -26,10 +26,10 @@ from email.utils import format_datetime
 from email_validator import EmailNotValidError, validate_email
 
 from gateway.config import SignatureSettings
-from gateway.delivery.render import render_body
-from gateway.delivery.signatures import choose_signature
 from gateway.errors import PermanentError
-from gateway.pipeline.conversations import make_message_id, normalise_subject
+from gateway.mail.ids import make_message_id, normalise_subject
+from gateway.mail.render import render_body
+from gateway.mail.signatures import choose_signature
 
 MAX_REFERENCES = 20  # ids kept in References: the thread's root and the newest ones
 MAX_SUBJECT = 250

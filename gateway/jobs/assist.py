@@ -62,7 +62,7 @@ def build_assistant(settings: AssistantSettings) -> Assistant:
     if settings.backend == "knowledge":
         backend = KnowledgeBackend(kb or KnowledgeBase([]), settings.confidence)
     elif settings.backend == "openai":
-        from gateway.assistant_client import OpenAIChatClient
+        from gateway.openai_client import OpenAIChatClient
         from gateway.pipeline.assistant.llm import OpenAIBackend
 
         client = OpenAIChatClient(settings.base_url, settings.api_key, timeout=settings.timeout)

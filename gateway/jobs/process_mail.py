@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from gateway.errors import TransientError
-from gateway.intake.parse import parse_mail
+from gateway.mail.parse import parse_mail
 from gateway.models import Job, ParsedMail
 from gateway.pipeline.classify import classify
 from gateway.pipeline.conversations import thread_lookups

@@ -29,8 +29,8 @@ from typing import Protocol
 import aiosmtplib
 
 from gateway.config import RelaySettings
-from gateway.delivery.compose import ComposedMail
 from gateway.errors import Deferred, NotFound, PermanentError
+from gateway.mail.compose import ComposedMail
 from gateway.store import outbound
 from gateway.store.db import Store
 

@@ -28,7 +28,7 @@ from gateway.errors import Deferred, PermanentError, TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
 from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
-from gateway.intake.parse import parse_mail
+from gateway.mail.parse import parse_mail
 from gateway.models import Job
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (

@@ -1,1 +1,0 @@
-"""Outgoing mail: composition (pure), signatures, rendering, and delivery through the relay."""

@@ -1,0 +1,1 @@
+"""Sending a composed mail: an SMTP relay or the capture folder."""
