@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,9 @@ def _key(help_text: str, default: Any = dataclasses.MISSING, kind: str = "", **e
     """Declare a setting: its help text and, through `kind`, how a raw TOML value is checked."""
     meta = {"help": help_text, "kind": kind, **extra}
     if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata=meta)
+        return field(default_factory=functools.partial(list, default), metadata=meta)
     if isinstance(default, dict):
-        return field(default_factory=lambda d=default: dict(d), metadata=meta)
+        return field(default_factory=functools.partial(dict, default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -566,7 +567,10 @@ def settings_table() -> list[tuple[str, Any, str]]:
     rows = []
     for name, cls in (SECTIONS | ARRAYS).items():
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = f.default
             rows.append((f"{name}.{f.name}", default, f.metadata["help"]))
     return rows
 
@@ -730,7 +734,7 @@ def _show(v: Any) -> str:
     return f'"{v}"' if isinstance(v, str) else repr(v)
 
 
-def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, check and build Settings; raise ConfigError listing every problem at once."""
     environ = os.environ if environ is None else environ
     path = Path(path)
@@ -952,6 +956,6 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
-def default_config_path(environ: dict[str, str] | None = None) -> str:
+def default_config_path(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     return environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH

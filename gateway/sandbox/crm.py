@@ -7,6 +7,7 @@ refuse duplicates and serve as ``idProperty``, and associations are stored in bo
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -536,7 +537,7 @@ def search_records(state: SandboxState, otype: str, body: dict[str, Any]) -> dic
             name, desc = sort.lstrip("-"), sort.startswith("-")
         else:
             name, desc = sort.get("propertyName", "hs_object_id"), sort.get("direction") == "DESC"
-        results.sort(key=lambda r, n=name: r["properties"].get(n) or "", reverse=desc)
+        results.sort(key=functools.partial(_sort_value, name), reverse=desc)
     start = int(body.get("after") or 0)
     page = results[start : start + limit]
     out: dict[str, Any] = {
@@ -858,3 +859,8 @@ def setup_routes(app: web.Application) -> None:
         r.add_get(owners, owners_handler)
         r.add_get(owners + "/", owners_handler)
         r.add_get(owners + "/{owner_id}", owners_handler)
+
+
+def _sort_value(name: str, record: dict[str, Any]) -> str:
+    """A search result's sort key: the property's value, or "" where it is unset."""
+    return record["properties"].get(name) or ""

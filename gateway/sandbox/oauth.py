@@ -164,7 +164,7 @@ async def authorize(request: web.Request) -> web.Response:
     query = request.query
     if query.get("client_id") != state.data["app"]["clientId"]:
         raise web.HTTPBadRequest(text="unknown client_id")
-    redirect_uri = query.get("redirect_uri") or DEMO["redirect_uri"]
+    redirect_uri = query.get("redirect_uri") or str(DEMO["redirect_uri"])
     requested = (query.get("scope") or "").replace(",", " ").split()
     requested += (query.get("optional_scope") or "").replace(",", " ").split()
     allowed = state.data["app"]["scopes"]

@@ -97,7 +97,7 @@ def parse_article(text: str, path: str = "") -> list[Section]:
         text = text[match.end() :]
     title = meta.get("title", "")
     sections: list[Section] = []
-    heading, lines = "", []
+    heading, lines = "", list[str]()
 
     def flush() -> None:
         body = "\n".join(lines).strip()

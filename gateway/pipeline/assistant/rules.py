@@ -62,12 +62,12 @@ def escalation_reasons(conv: ConversationView, settings: AssistantSettings) -> l
     if found:
         shown = ", ".join(f'"{k}"' for k in found)
         reasons.append(f"escalation keyword {shown}")
-    scored = [m for m in pending if m.sentiment is not None]
-    if scored:
-        worst = min(scored, key=lambda m: m.sentiment)
-        if worst.sentiment <= settings.negative_sentiment:
+    scores = [m.sentiment for m in pending if m.sentiment is not None]
+    if scores:
+        score = min(scores)
+        if score <= settings.negative_sentiment:
             reasons.append(
-                f"negative sentiment ({worst.sentiment:+.2f}, threshold "
+                f"negative sentiment ({score:+.2f}, threshold "
                 f"{settings.negative_sentiment:+.2f})"
             )
     if conv.assistant_replies >= settings.max_replies:
