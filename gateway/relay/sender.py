@@ -66,6 +66,12 @@ class DeliveryResult:
     already_sent: bool = False  # deliver_once found the row sent already: nothing was sent
 
 
+class DeliveryObserver(Protocol):
+    """Told of every attempt `RelaySender.send` makes (gateway.metrics.Metrics implements it)."""
+
+    def delivery_attempted(self, result: DeliveryResult, seconds: float) -> None: ...
+
+
 class DeliveryExpired(PermanentError):
     """Temporary failures for longer than max_age_hours: the row is now 'failed'."""
 
@@ -97,16 +103,23 @@ class RelaySender:
         capture_dir: Path | None = None,
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        observer: DeliveryObserver | None = None,
     ):
         self.settings = settings
+        self.observer = observer
         self.capture_dir = capture_dir or settings.capture_dir
         self.local_hostname = local_hostname
         self.tls_context = tls_context  # e.g. a private CA; default: the system's trust store
 
     async def send(self, mail: Sendable) -> DeliveryResult:
+        start = time.perf_counter()
         if self.settings.mode == "capture":
-            return await asyncio.to_thread(self._capture, mail)
-        return await self._smtp(mail)
+            result = await asyncio.to_thread(self._capture, mail)
+        else:
+            result = await self._smtp(mail)
+        if self.observer is not None:
+            self.observer.delivery_attempted(result, time.perf_counter() - start)
+        return result
 
     # -- SMTP ---------------------------------------------------------------------------------
 
