@@ -1,36 +1,37 @@
 """Prometheus metrics for one Gateway: its own registry, never the process-wide default one.
 
-Two kinds of numbers. Events counted as they happen (mails accepted and rejected, job run
-times and failures, delivery attempts) come from small wrappers the service puts around the
-SMTP handler's hooks, the worker's job handlers and the relay sender. Everything else (queue
-depth, dead letters, deliveries by state, HubSpot calls and budget, SMTP replies, webhook
-refusals) is read at scrape time from the parts that already count it: `refresh()` reads the
-store once per scrape, and a custom collector turns the counts into metric families.
+Two kinds of numbers. Events are counted as they happen: the SMTP edge and the relay sender
+report to a `Metrics` passed to them at construction as their observer (`mail_accepted`,
+`mail_refused`, `delivery_attempted`), and the service wraps each job handler with
+`Metrics.job`. Everything else (queue depth, dead letters, deliveries by state, HubSpot calls
+and budget, SMTP replies and sessions, webhook refusals) is read at scrape time from the parts
+that count it anyway, named in `Metrics.sources`: the store (one read per scrape,
+`gateway.store.stats`), the SMTP gate, the webhook counters and the HubSpot client.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.errors import Deferred
+from gateway.hubspot.client import HubSpotClient
+from gateway.relay.sender import DeliveryResult
+from gateway.store.db import Store
+from gateway.store.stats import StoreCounts, store_counts
 
 PREFIX = "mail_gateway"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-def _code(reply: object) -> str:
-    text = str(reply or "")
-    return text[:3] if text[:3].isdigit() else "unknown"
-
-
-def hubspot_budget_left(client: Any) -> int:
+def hubspot_budget_left(client: HubSpotClient) -> int:
     """Calls the rolling window still allows right now (our own 90% of HubSpot's limit)."""
     window = client.window
     now = time.monotonic()
@@ -40,37 +41,57 @@ def hubspot_budget_left(client: Any) -> int:
     return max(0, window.limit - recent)
 
 
+class SmtpGauges(Protocol):
+    """What the SMTP edge's `Gate` (gateway.intake.smtp) shows; metrics does not import intake."""
+
+    @property
+    def active(self) -> int: ...  # open sessions
+
+    @property
+    def replies(self) -> Mapping[str, int]: ...  # reply code ("250") -> replies sent
+
+
+@dataclass
+class Sources:
+    """The parts /metrics reads at scrape time; a part not (yet) running reads as zero."""
+
+    store: Store | None = None
+    smtp: SmtpGauges | None = None
+    webhooks: Mapping[str, int] | None = None  # web.WebState.counters: webhook_accepted/_rejected
+    hubspot: HubSpotClient | None = None
+
+
 class _Snapshot(Collector):
     """Metric families built from counters the gateway's parts keep anyway."""
 
     def __init__(self, metrics: Metrics):
         self.m = metrics
 
-    def collect(self):
-        m, gw = self.m, self.m.gateway
+    def collect(self) -> Iterator[Metric]:
+        stored, src = self.m.stored, self.m.sources
         queue = GaugeMetricFamily(
             f"{PREFIX}_queue_jobs", "Jobs not done, by kind and state.", labels=["kind", "state"]
         )
-        for kind, states in sorted(m.stored.get("queue", {}).items()):
+        for kind, states in sorted(stored.queue.items()):
             for state, n in sorted(states.items()):
                 queue.add_metric([kind, state], n)
         yield queue
         yield GaugeMetricFamily(
-            f"{PREFIX}_dead_letters", "Jobs that failed for good.", m.stored.get("dead", 0)
+            f"{PREFIX}_dead_letters", "Jobs that failed for good.", stored.dead_letters
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_quarantined_mails",
             "Mails whose processing failed, held for a retry.",
-            m.stored.get("quarantined", 0),
+            stored.quarantined,
         )
         deliveries = GaugeMetricFamily(
             f"{PREFIX}_deliveries", "Outgoing replies by state.", labels=["state"]
         )
-        for state, n in sorted(m.stored.get("deliveries", {}).items()):
+        for state, n in sorted(stored.deliveries.items()):
             deliveries.add_metric([state], n)
         yield deliveries
 
-        gate = getattr(gw, "gate", None)
+        gate = src.smtp
         replies = CounterMetricFamily(
             f"{PREFIX}_smtp_replies", "SMTP replies sent, by reply code.", labels=["code"]
         )
@@ -81,16 +102,15 @@ class _Snapshot(Collector):
             f"{PREFIX}_smtp_sessions", "Open SMTP sessions.", gate.active if gate else 0
         )
 
-        webstate = getattr(gw, "webstate", None)
         webhooks = CounterMetricFamily(
             f"{PREFIX}_webhooks", "HubSpot webhooks received, by outcome.", labels=["outcome"]
         )
-        counters = webstate.counters if webstate else {}
+        counters = src.webhooks or {}
         webhooks.add_metric(["accepted"], counters.get("webhook_accepted", 0))
         webhooks.add_metric(["rejected"], counters.get("webhook_rejected", 0))
         yield webhooks
 
-        client = getattr(gw, "hubspot", None)
+        client = src.hubspot
         calls = CounterMetricFamily(
             f"{PREFIX}_hubspot_calls",
             "HubSpot API calls by method, endpoint (template) and status.",
@@ -118,15 +138,23 @@ class _Snapshot(Collector):
 
 
 class Metrics:
-    """The registry and the event metrics of one Gateway."""
+    """The registry and the event metrics of one Gateway; the observer of SMTP and the relay.
 
-    def __init__(self, gateway: Any):
-        self.gateway = gateway
+    `sources` names what the scrape reads; the service fills it in once the parts exist.
+    """
+
+    def __init__(self, sources: Sources | None = None):
+        self.sources = sources or Sources()
         self.registry = CollectorRegistry(auto_describe=True)
-        self.stored: dict[str, Any] = {}
+        self.stored = StoreCounts()
         r = self.registry
         self.mails_accepted = Counter(
             f"{PREFIX}_mails_accepted", "Mails answered 250 after DATA (stored).", registry=r
+        )
+        self.accepted_bytes = Counter(
+            f"{PREFIX}_accepted_bytes",
+            "Octets of the mails answered 250 (as received, after dot-unstuffing).",
+            registry=r,
         )
         self.mails_rejected = Counter(
             f"{PREFIX}_mails_rejected",
@@ -136,7 +164,7 @@ class Metrics:
         )
         self.intake_seconds = Histogram(
             f"{PREFIX}_intake_seconds",
-            "Time from the end of DATA to the reply (parse, store, commit).",
+            "Time from the end of DATA to the 250 (parse, store, commit).",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -167,43 +195,43 @@ class Metrics:
         )
         r.register(_Snapshot(self))
 
-    # -- hooks -------------------------------------------------------------------------------
+    # -- observer of the SMTP edge (gateway.intake.smtp.IntakeObserver) -----------------------
 
-    def watch_smtp(self, handler: Any) -> None:
-        """Time handle_DATA and count its replies; count refused recipients."""
-        data, rcpt = handler.handle_DATA, handler.handle_RCPT
+    def mail_accepted(self, size: int, seconds: float) -> None:
+        """A mail was committed and answered 250: `size` octets, `seconds` after its DATA."""
+        self.mails_accepted.inc()
+        self.accepted_bytes.inc(size)
+        self.intake_seconds.observe(seconds)
 
-        @functools.wraps(data)
-        async def handle_DATA(server, session, envelope):
-            start = time.perf_counter()
-            reply = await data(server, session, envelope)
-            self.intake_seconds.observe(time.perf_counter() - start)
-            code = _code(reply)
-            if code == "250":
-                self.mails_accepted.inc()
-            else:
-                self.mails_rejected.labels(code).inc()
-            return reply
+    def mail_refused(self, code: str) -> None:
+        """A recipient or a mail was refused with this 3-digit SMTP reply code ("550")."""
+        self.mails_rejected.labels(code).inc()
 
-        @functools.wraps(rcpt)
-        async def handle_RCPT(server, session, envelope, address, rcpt_options):
-            reply = await rcpt(server, session, envelope, address, rcpt_options)
-            code = _code(reply)
-            if code[0] in "45":
-                self.mails_rejected.labels(code).inc()
-            return reply
+    # -- observer of the relay (gateway.relay.sender.DeliveryObserver) ------------------------
 
-        handler.handle_DATA = handle_DATA
-        handler.handle_RCPT = handle_RCPT
+    def delivery_attempted(self, result: DeliveryResult, seconds: float) -> None:
+        """One attempt through the relay (or the capture folder) ended after `seconds`."""
+        self.delivery_seconds.observe(seconds)
+        outcome = "sent" if result.ok else ("permanent" if result.permanent else "temporary")
+        self.delivery_attempts.labels(outcome).inc()
 
-    def job(self, kind: str, fn: Callable[[Any], Awaitable[None]]):
+    # -- job handlers --------------------------------------------------------------------------
+
+    def job(
+        self, kind: str, fn: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        """`fn` timed, its failures counted by kind; the service registers this with the worker.
+
+        A Deferred (asked to run later) is not a failure.
+        """
+
         @functools.wraps(fn)
         async def run(job: Any) -> None:
             start = time.perf_counter()
             try:
                 await fn(job)
             except Deferred:
-                raise  # asked to run later: not a failure
+                raise
             except Exception:
                 self.job_failures.labels(kind).inc()
                 raise
@@ -212,40 +240,13 @@ class Metrics:
 
         return run
 
-    def watch_sender(self, sender: Any) -> None:
-        send = sender.send
-
-        @functools.wraps(send)
-        async def timed_send(mail: Any) -> Any:
-            start = time.perf_counter()
-            result = await send(mail)
-            self.delivery_seconds.observe(time.perf_counter() - start)
-            outcome = "sent" if result.ok else ("permanent" if result.permanent else "temporary")
-            self.delivery_attempts.labels(outcome).inc()
-            return result
-
-        sender.send = timed_send
-
-    # -- scrape ------------------------------------------------------------------------------
+    # -- scrape --------------------------------------------------------------------------------
 
     async def refresh(self) -> None:
         """Read what the store knows (one read per scrape) for the collector."""
-        store = getattr(self.gateway, "store", None)
-        if store is None:
-            return
-        self.stored = await store.read(stored_counts)
+        store = self.sources.store
+        if store is not None:
+            self.stored = await store.read(store_counts)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def stored_counts(db: Any) -> dict[str, Any]:
-    from gateway.store import jobs as jobq
-
-    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
-    return {
-        "queue": jobq.depth_by_kind(db),
-        "dead": one("SELECT COUNT(*) FROM jobs WHERE state = 'dead'"),
-        "quarantined": one("SELECT COUNT(*) FROM quarantine WHERE state = 'held'"),
-        "deliveries": dict(db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")),
-    }

@@ -37,7 +37,7 @@ from gateway.jobs.process_mail import MailProcessor
 from gateway.jobs.rep_reply import BOUNCE_JOB, ReplyRunner
 from gateway.jobs.send_reply import SEND_REPLY_JOB, Outbound
 from gateway.logs import log_context, register_secrets
-from gateway.metrics import Metrics, hubspot_budget_left
+from gateway.metrics import Metrics, Sources, hubspot_budget_left
 from gateway.models import BOUNCE
 from gateway.relay.outbox import capture_dir
 from gateway.relay.sender import RelaySender
@@ -107,7 +107,7 @@ class Gateway:
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
         processor.executor = self.parse_pool
         self.processor = processor
-        self.metrics = metrics = Metrics(self)
+        self.metrics = metrics = Metrics()
         self.assist = assist = AssistJob.from_settings(store, s.assistant)
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
@@ -125,9 +125,11 @@ class Gateway:
         self.handoff = HandoffRunner(store, self.hubspot, s.hubspot, facts=handoff_facts)
         processor.after_record.append(self._follow_handoff)
         self.sender = RelaySender(
-            s.relay, capture_dir=capture_dir(s), local_hostname=s.gateway.hostname
+            s.relay,
+            capture_dir=capture_dir(s),
+            local_hostname=s.gateway.hostname,
+            observer=metrics,
         )
-        metrics.watch_sender(self.sender)
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
         handlers = {
@@ -146,10 +148,13 @@ class Gateway:
         )
         if self.sandbox is not None:
             await self._setup_hubspot()
-        self.smtp_server, self.gate, smtp_handler = await start_smtp(
-            s.smtp, store, hostname=s.gateway.hostname, on_accepted=self.worker.wake
+        self.smtp_server, self.gate, _smtp_handler = await start_smtp(
+            s.smtp,
+            store,
+            hostname=s.gateway.hostname,
+            on_accepted=self.worker.wake,
+            observer=metrics,
         )
-        metrics.watch_smtp(smtp_handler)
         self.webstate = WebState(
             store,
             webhook_secret=self.endpoint.client_secret,
@@ -160,6 +165,7 @@ class Gateway:
             smtp_listening=self._smtp_listening,
             hubspot_auth=self._hubspot_auth,
         )
+        metrics.sources = Sources(store, self.gate, self.webstate.counters, self.hubspot)
         self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
         await self.http_runner.setup()
         await web.TCPSite(self.http_runner, s.http.listen.host, s.http.listen.port).start()

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 
@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 MAX_WEBHOOK_BODY = 1 << 20
 
 
+class MetricsPage(Protocol):
+    """What /metrics serves (gateway.metrics.Metrics; web does not import metrics)."""
+
+    async def refresh(self) -> None: ...  # read the store's counts for this scrape
+
+    def render(self) -> bytes: ...  # the Prometheus text exposition format
+
+
 @dataclass
 class WebState:
     store: Store
@@ -36,7 +44,7 @@ class WebState:
     wake: Callable[[], None] = lambda: None
     endpoint: Endpoint | None = None  # for the OAuth callback of `hubspot connect`
     counters: Counter = field(default_factory=Counter)
-    metrics: Any = None  # gateway.metrics.Metrics; /metrics answers 404 without it
+    metrics: MetricsPage | None = None  # /metrics answers 404 without it
     smtp_listening: Callable[[], bool] | None = None
     hubspot_auth: Callable[[], Awaitable[None]] | None = None  # raises when auth is unusable
     hubspot_cache_seconds: float = 30.0

@@ -25,7 +25,7 @@ from gateway.metrics import Metrics
 from gateway.store import jobs as jobq
 from gateway.store.queries import kv_set, status
 
-from conftest import make_mail, wait_processed
+from conftest import make_mail, wait_for, wait_processed
 
 
 def _send_all(port: int) -> None:
@@ -70,8 +70,31 @@ async def test_metrics_count_what_the_test_did(gateway):
     assert m[("mail_gateway_webhooks_total", (("outcome", "rejected"),))] == 0
 
 
+async def test_metrics_count_an_accepted_and_a_refused_mail(gateway):
+    raw = make_mail(message_id="counted@c.test")
+    big = make_mail(body="x" * 80 + ("\r\n" + "y" * 998) * 1200)  # ~1.2 MB > the 1 MiB limit
+
+    def send_two() -> None:
+        with smtplib.SMTP("127.0.0.1", gateway.smtp_port, timeout=10) as s:
+            assert s.sendmail("a@customer.test", ["support@example.com"], raw) == {}
+            s.mail("a@customer.test")  # no SIZE: the server counts the DATA itself
+            s.rcpt("support@example.com")
+            assert s.data(big)[0] == 552
+
+    await asyncio.to_thread(send_two)
+    await wait_for(lambda: gateway.gate.active == 0, what="the session to end")
+    _status, text = await _get(gateway, "/metrics")
+    m = _samples(text)
+    assert m[("mail_gateway_mails_accepted_total", ())] == 1
+    assert m[("mail_gateway_accepted_bytes_total", ())] == len(raw)
+    assert m[("mail_gateway_intake_seconds_count", ())] == 1
+    assert m[("mail_gateway_mails_rejected_total", (("code", "552"),))] == 1
+    assert m[("mail_gateway_smtp_replies_total", (("code", "552"),))] == 1
+    assert m[("mail_gateway_smtp_sessions", ())] == 0
+
+
 def test_each_gateway_has_its_own_registry():
-    a, b = Metrics(object()), Metrics(object())  # a shared registry would refuse the second
+    a, b = Metrics(), Metrics()  # a shared registry would refuse the second
     a.mails_accepted.inc()
     assert b.registry.get_sample_value("mail_gateway_mails_accepted_total") == 0
     assert a.registry.get_sample_value("mail_gateway_mails_accepted_total") == 1

@@ -15,7 +15,7 @@ import trustme
 from gateway.config import Listen
 from gateway.service import Gateway
 
-from conftest import make_mail, wait_processed
+from conftest import make_mail, wait_for, wait_processed
 
 
 def send(port: int, raw: bytes, rcpts=("support@example.com",), sender="alice@customer.test"):
@@ -132,6 +132,16 @@ async def test_oversize_mail_gets_552(gateway: Gateway):
 
     code, msg = await asyncio.to_thread(announce)
     assert code == 552 and b"5.3.4" in msg
+
+
+async def test_long_data_lines_up_to_a_mebibyte(gateway: Gateway):
+    line = "z" * 600_000  # HTML on one line: far past RFC 5321's 1000 octets, under 1 MiB
+    raw = make_mail(message_id="long-line@customer.test", body=line)
+    assert await asyncio.to_thread(send, gateway.smtp_port, raw) == {}
+    stored = await gateway.store.read(
+        lambda db: db.execute("SELECT raw FROM raw_mails").fetchone()[0]
+    )
+    assert line.encode() in stored
 
 
 async def test_header_bomb_refused(gateway: Gateway):
@@ -267,6 +277,7 @@ async def test_session_limit_answers_421(settings, tmp_path):
                     return c.makefile("rb").readline()
 
             assert (await asyncio.to_thread(third)).startswith(b"421 4.7.0")
+            assert gw.gate.active == 2  # the refused connection never became a session
         finally:
             for h in held:
                 h.close()
@@ -326,5 +337,6 @@ async def test_starttls(settings, tmp_path):
         assert refused[0] == 530
         assert result == {}
         await wait_processed(gw, 1)
+        await wait_for(lambda: gw.gate.active == 0, what="the TLS session to leave the gate")
     finally:
         await gw.stop(drain_seconds=2)
