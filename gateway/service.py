@@ -148,7 +148,7 @@ class Gateway:
         )
         if self.sandbox is not None:
             await self._setup_hubspot()
-        self.smtp_server, self.gate, _smtp_handler = await start_smtp(
+        self.smtp_server, self.gate = await start_smtp(
             s.smtp,
             store,
             hostname=s.gateway.hostname,

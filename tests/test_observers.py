@@ -37,7 +37,7 @@ class Recorder:
 async def test_smtp_edge_reports_accepted_and_refused_mail(settings, store):
     seen = Recorder()
     woken: list[int] = []
-    server, gate, _handler = await start_smtp(
+    server, gate = await start_smtp(
         settings.smtp,
         store,
         hostname="gw.test",

@@ -287,8 +287,11 @@ async def start_smtp(
     hostname: str,
     on_accepted: Callable[[], None] = lambda: None,
     observer: IntakeObserver | None = None,
-) -> tuple[asyncio.Server, Gate, IntakeHandler]:
-    """Listen on settings.listen in the running loop; port 0 picks a free port."""
+) -> tuple[asyncio.Server, Gate]:
+    """Listen on settings.listen in the running loop; port 0 picks a free port.
+
+    Returns the server and the gate the stop closes and /metrics reads.
+    """
     handler = IntakeHandler(settings, store, on_accepted=on_accepted, observer=observer)
     gate = Gate(limit=settings.max_sessions)
     ctx = tls_context(settings)
@@ -318,7 +321,7 @@ async def start_smtp(
     server = await loop.create_server(
         factory, host=settings.listen.host, port=settings.listen.port, reuse_address=True
     )
-    return server, gate, handler
+    return server, gate
 
 
 def _peer(session: Session) -> str:
