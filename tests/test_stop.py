@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import socket
 import time
 
+from gateway.intake.smtp import Gate, IntakeHandler, session_factory
 from gateway.service import Gateway
 
 from conftest import make_mail
@@ -50,3 +52,22 @@ async def test_session_in_data_finishes_during_stop(settings):
     assert code == 250
     await asyncio.wait_for(stopping, 10)
     client.close()
+
+
+async def test_connection_let_in_as_the_stop_begins_gets_421(settings, store):
+    """The loop calls the factory on accept and connection_made a moment later; a stop in
+    between must still end that session (close() found no transport to write the 421 to)."""
+    gate = Gate(limit=5)
+    handler = IntakeHandler(settings.smtp, store)
+    loop = asyncio.get_running_loop()
+    factory = session_factory(settings.smtp, handler, gate, hostname="gw.test", loop=loop)
+    session = factory()
+    assert gate.active == 1
+    gate.close()
+    ours, theirs = socket.socketpair()
+    with theirs:
+        await loop.connect_accepted_socket(lambda: session, ours)
+        theirs.settimeout(10)
+        lines = await asyncio.to_thread(theirs.makefile("rb").readlines)
+    assert lines == [b"421 4.3.2 Service shutting down, please try again later\r\n"]
+    assert await gate.drained(10)

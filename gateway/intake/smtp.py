@@ -153,6 +153,13 @@ class GatewaySMTP(SMTP):
         self.observer = handler.observer
         self.in_data = False
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.gate.closing:
+            # let in by the factory just before the stop began, when close() found no
+            # transport yet to end it with
+            self.close_if_idle()
+
     def connection_lost(self, error: Exception | None) -> None:
         try:
             super().connection_lost(error)
@@ -280,25 +287,20 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-async def start_smtp(
+def session_factory(
     settings: SmtpSettings,
-    store: Store,
+    handler: IntakeHandler,
+    gate: Gate,
     *,
     hostname: str,
-    on_accepted: Callable[[], None] = lambda: None,
-    observer: IntakeObserver | None = None,
-) -> tuple[asyncio.Server, Gate]:
-    """Listen on settings.listen in the running loop; port 0 picks a free port.
-
-    Returns the server and the gate the stop closes and /metrics reads.
-    """
-    handler = IntakeHandler(settings, store, on_accepted=on_accepted, observer=observer)
-    gate = Gate(limit=settings.max_sessions)
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[], asyncio.Protocol]:
+    """The protocol factory for `loop.create_server`: a session for each connection the gate
+    lets in, a Refusal (421) for the others. The loop calls it on accept, before
+    connection_made, so the count of sessions never passes the limit."""
     ctx = tls_context(settings)
-    loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.Protocol:
-        # called by the loop for each accepted connection, right before connection_made
         refusal = gate.refusal()
         if refusal is not None:
             return Refusal(refusal, gate)
@@ -318,6 +320,25 @@ async def start_smtp(
         gate.enter(session)  # left in connection_lost
         return session
 
+    return factory
+
+
+async def start_smtp(
+    settings: SmtpSettings,
+    store: Store,
+    *,
+    hostname: str,
+    on_accepted: Callable[[], None] = lambda: None,
+    observer: IntakeObserver | None = None,
+) -> tuple[asyncio.Server, Gate]:
+    """Listen on settings.listen in the running loop; port 0 picks a free port.
+
+    Returns the server and the gate the stop closes and /metrics reads.
+    """
+    handler = IntakeHandler(settings, store, on_accepted=on_accepted, observer=observer)
+    gate = Gate(limit=settings.max_sessions)
+    loop = asyncio.get_running_loop()
+    factory = session_factory(settings, handler, gate, hostname=hostname, loop=loop)
     server = await loop.create_server(
         factory, host=settings.listen.host, port=settings.listen.port, reuse_address=True
     )
