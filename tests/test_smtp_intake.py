@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import smtplib
 import socket
@@ -142,6 +143,24 @@ async def test_long_data_lines_up_to_a_mebibyte(gateway: Gateway):
         lambda db: db.execute("SELECT raw FROM raw_mails").fetchone()[0]
     )
     assert line.encode() in stored
+
+
+def test_aiosmtpd_sends_552_only_for_size():
+    """intake/smtp.py gives every 552 of aiosmtpd's own (it carries no enhanced code) the size
+    code 5.3.4. True of aiosmtpd 1.4.6: its one 552 in smtp_MAIL is the SIZE parameter, its one
+    in smtp_DATA the data_size_limit. If this fails after an upgrade, see what the new 552s
+    mean before trusting that rule (test_oversize_mail_gets_552 checks both on the wire)."""
+    import re
+
+    import aiosmtpd
+    from aiosmtpd.smtp import SMTP
+
+    def replies_552(obj) -> int:
+        return len(re.findall(r"""['"]552[ -]""", inspect.getsource(obj)))
+
+    module = inspect.getmodule(SMTP)
+    found = (replies_552(module), replies_552(SMTP.smtp_MAIL), replies_552(SMTP.smtp_DATA))
+    assert found == (2, 1, 1), f"aiosmtpd {aiosmtpd.__version__}: 552s {found}"
 
 
 async def test_header_bomb_refused(gateway: Gateway):

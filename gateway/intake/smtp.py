@@ -7,8 +7,10 @@ It uses aiosmtpd (1.4) only through its documented extension points (docs: "SMTP
 "Handlers"): the handler's `handle_RCPT`, `handle_DATA` and `handle_exception` hooks, which
 return the reply; an `SMTP` subclass overriding the verb method `smtp_DATA`, the coroutine
 `push` and the `line_length_limit` attribute; the constructor options; and, because `SMTP` is
-an asyncio `StreamReaderProtocol`, the protocol factory and `connection_lost`. The session
-limit lives in the factory: a connection over the limit never reaches aiosmtpd.
+an asyncio `StreamReaderProtocol`, the protocol factory, `connection_made` and
+`connection_lost`. The session limit lives in the factory: a connection over the limit never
+reaches aiosmtpd. One undocumented fact is relied on, and pinned by a test
+(test_aiosmtpd_sends_552_only_for_size): aiosmtpd's only 552 replies are its size refusals.
 """
 
 from __future__ import annotations
