@@ -17,8 +17,9 @@ from gateway.mail.compose import (
     compose_reply,
     reply_subject,
 )
+from gateway.mail.htmltext import html_to_text
 from gateway.mail.ids import token_from_own_message_id
-from gateway.mail.render import html_to_text, markdown_to_html, sanitise_html
+from gateway.mail.render import markdown_to_html, sanitise_html
 from gateway.mail.signatures import choose_signature
 
 SECRET = b"test-secret"

@@ -8,7 +8,8 @@ import time
 from email import policy
 from email.parser import BytesParser
 
-from gateway.mail.parse import derive_message_id, html_to_text, parse_mail
+from gateway.mail.htmltext import html_to_text
+from gateway.mail.parse import derive_message_id, parse_mail
 
 
 def crlf(text: str | bytes) -> bytes:

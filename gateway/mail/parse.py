@@ -20,14 +20,14 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
+from gateway.mail.htmltext import html_to_text
 from gateway.models import Address, Attachment, ParsedMail
 
-__all__ = ["derive_message_id", "html_to_text", "parse_mail", "validate_address"]
+__all__ = ["derive_message_id", "parse_mail", "validate_address"]
 
 T = TypeVar("T")
 
@@ -360,107 +360,6 @@ def _kept_headers(msg: Message) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- bodies
-
-
-class _HTMLToText(HTMLParser):
-    BLOCK = frozenset(
-        "p div br tr li ul ol table h1 h2 h3 h4 h5 h6 pre hr dl dt dd section article header "
-        "footer blockquote address center title".split()
-    )
-    SKIP = frozenset({"script", "style", "head", "noscript", "template"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.current: list[str] = []
-        self.quote = 0
-        self.line_quote = 0
-        self.skip = 0
-        self.pre = 0
-        self.size = 0
-
-    def _newline(self) -> None:
-        text = "".join(self.current)
-        if not self.pre:
-            text = " ".join(text.split())
-        prefix = "> " * self.line_quote
-        self.lines.append((prefix + text).rstrip() if text else prefix.rstrip())
-        self.current = []
-        self.line_quote = self.quote
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self.skip += 1
-        elif tag == "blockquote":
-            self._newline()
-            self.quote += 1
-            self.line_quote = self.quote
-        elif tag == "pre":
-            self._newline()
-            self.pre += 1
-        elif tag == "li":
-            self._newline()
-            self.current.append("- ")
-        elif tag in self.BLOCK:
-            self._newline()
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt:
-                self.current.append(f"[{alt}]")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag == "blockquote":
-            self._newline()
-            self.quote = max(0, self.quote - 1)
-            self.line_quote = self.quote
-        elif tag == "pre":
-            self._newline()
-            self.pre = max(0, self.pre - 1)
-        elif tag in self.BLOCK and tag != "br":
-            self._newline()
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-    def handle_data(self, data: str) -> None:
-        if self.skip or self.size > MAX_TEXT_CHARS:
-            return
-        self.size += len(data)
-        if self.pre:
-            parts = data.split("\n")
-            for i, part in enumerate(parts):
-                if i:
-                    self._newline()
-                self.current.append(part)
-        else:
-            self.current.append(data.replace("\xa0", " "))
-
-    def text(self) -> str:
-        self._newline()
-        out: list[str] = []
-        blank = False
-        for line in self.lines:
-            if not line.strip(" >"):
-                if not blank and out:
-                    out.append(line.rstrip())
-                blank = True
-                continue
-            blank = False
-            out.append(line)
-        return "\n".join(out).strip()
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML (stdlib only; quotes become '> ' lines)."""
-    parser = _HTMLToText()
-    try:
-        parser.feed(html[:MAX_TEXT_CHARS])
-        parser.close()
-    except Exception:
-        return re.sub(r"<[^>]*>", " ", html[:MAX_TEXT_CHARS])
-    return parser.text()
 
 
 def _part_bytes(part: Message) -> bytes:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway.config import SignatureSettings
-from gateway.mail.render import html_to_text, sanitise_html, text_to_html
+from gateway.mail.htmltext import html_to_text, text_to_html
+from gateway.mail.render import sanitise_html
 
 
 class Signature(NamedTuple):
