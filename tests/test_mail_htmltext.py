@@ -29,9 +29,8 @@ def test_divs_and_sections_start_a_line() -> None:
     # parse: webmail editors write one <div> per line; sections and the like break the line
     assert html_to_text('<div dir="ltr">Hi<div>second line</div></div>') == "Hi\nsecond line"
     assert html_to_text("<div>a</div><div><br></div><div>b</div>") == "a\n\nb"
-    assert html_to_text("<section>a</section><article>b</article><footer>c</footer>") == (
-        "a\nb\nc"
-    )
+    sections = "<section>a</section><article>b</article><footer>c</footer>"
+    assert html_to_text(sections) == "a\nb\nc"
     assert html_to_text("<dl><dt>term</dt><dd>meaning</dd></dl>") == "term\nmeaning"
 
 

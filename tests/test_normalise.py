@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.intake.imap_client import Fetched
 from gateway.intake.routing import Routes
-from gateway.mail.normalise import header_block_size, intake_key, normalise
+from gateway.mail.normalise import (
+    header_block_size,
+    header_message_id,
+    intake_key,
+    message_id_of,
+    normalise,
+)
+from gateway.mail.parse import parse_mail
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,39 @@ def test_intake_key_ignores_trace_headers_added_by_hops():
     assert intake_key(hopped) == intake_key(mail)
     changed = mail.replace(b"Subject: s", b"Subject: t")
     assert intake_key(changed)[1] != intake_key(mail)[1]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"Message-ID: <a.b@x.test>", "a.b@x.test"),
+        (b"message-id:\t<short>", "short"),  # no @: still the key the store has
+        (b"Message-ID: bare@x.test", None),  # brackets are required
+        (b"Message-ID: <with space@x.test>", None),
+        (b"Message-ID: <" + b"x" * 251 + b">", None),
+        (b"Message-ID: <caf\xc3\xa9@x.test>", None),  # not ASCII
+        (b"Message-ID: junk\r\nMessage-ID: <second@x.test>", "second@x.test"),
+    ],
+)
+def test_one_message_id_rule_for_intake_parse_and_imap(head: bytes, expected: str | None):
+    mail = head + b"\r\nFrom: a@x.test\r\nSubject: s\r\n\r\nbody\r\n"
+    assert header_message_id(mail) == expected
+    mid, digest = intake_key(mail)
+    assert mid == message_id_of(mail) == (expected or f"{digest[:32]}@derived.invalid")
+    # parse gives the id the store keys on (it no longer needs overwriting in process_mail)
+    assert parse_mail(mail).message_id == mid
+    assert parse_mail(mail.replace(b"\r\n", b"\n")).message_id == mid
+    # the IMAP poller's pre-fetch check reads the same rule from a HEADER.FIELDS literal
+    literal = head.split(b"\r\n")[-1 if expected == "second@x.test" else 0] + b"\r\n\r\n"
+    assert Fetched(uid=1, size=1, data=literal).message_id == (expected or "")
+
+
+def test_derived_message_id_ignores_trace_headers():
+    mail = b"From: a@x.test\r\nSubject: no id\r\n\r\nbody\r\n"
+    fetched_again = b"Received: from mx by imap; Tue, 24 Nov 2026\r\n" + mail
+    assert message_id_of(fetched_again) == message_id_of(mail)
+    assert parse_mail(fetched_again).message_id == parse_mail(mail).message_id
+    assert header_message_id(b"Subject: s\r\n\r\nMessage-ID: <body@x.test>\r\n") is None
 
 
 def test_header_block_size():

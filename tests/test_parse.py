@@ -9,7 +9,8 @@ from email import policy
 from email.parser import BytesParser
 
 from gateway.mail.htmltext import html_to_text
-from gateway.mail.parse import derive_message_id, parse_mail
+from gateway.mail.normalise import intake_key, message_id_of, normalise
+from gateway.mail.parse import parse_mail
 
 
 def crlf(text: str | bytes) -> bytes:
@@ -249,7 +250,8 @@ def test_missing_message_id_is_derived_deterministically() -> None:
     lf = b"From: a@example.org\nSubject: no id\n\nbody\n"
     first = parse_mail(lf)
     second = parse_mail(crlf(lf))
-    assert first.message_id == second.message_id == derive_message_id(lf)
+    assert first.message_id == second.message_id == message_id_of(normalise(lf))
+    assert first.message_id == intake_key(normalise(lf))[0]  # what the store keys on
     assert first.message_id.endswith("@derived.invalid")
     assert len(first.message_id.split("@")[0]) == 32
     assert parse_mail(lf + b"other\n").message_id != first.message_id

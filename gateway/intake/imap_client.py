@@ -19,6 +19,7 @@ from typing import TypeVar
 import aioimaplib
 
 from gateway.config import ImapAccount
+from gateway.mail.normalise import header_message_id
 
 T = TypeVar("T")
 
@@ -27,7 +28,6 @@ _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _LITERAL = re.compile(rb"\{(\d+)\}$")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-_HEADER_MID = re.compile(rb"^message-id:[ \t]*(?:\r\n[ \t]+)?<([^<>\s]{1,250})>", re.I | re.M)
 
 
 class ImapError(ConnectionError):
@@ -42,8 +42,7 @@ class Fetched:
 
     @property
     def message_id(self) -> str:
-        m = _HEADER_MID.search(self.data)
-        return m.group(1).decode("ascii", "replace") if m else ""
+        return header_message_id(self.data) or ""  # the intake key's rule: ids stay comparable
 
 
 async def call(aw: Awaitable[T], seconds: float) -> T:

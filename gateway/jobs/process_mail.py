@@ -92,8 +92,6 @@ class MailProcessor:
             )
         except BrokenProcessPool as exc:  # a parser process died (OOM, a crash in C code)
             raise TransientError(f"parser process died: {exc}") from exc
-        # the intake key's Message-ID is the one the index knows this mail by
-        parsed = dataclasses.replace(parsed, message_id=message_id)
         annotations = classify(
             parsed, envelope_from=envelope_from, own_domain=self.hostname, loop_id=self.hostname
         )

@@ -25,9 +25,10 @@ from typing import TypeVar
 from email_validator import EmailNotValidError, validate_email
 
 from gateway.mail.htmltext import html_to_text
+from gateway.mail.normalise import header_message_id, message_id_of, normalise
 from gateway.models import Address, Attachment, ParsedMail
 
-__all__ = ["derive_message_id", "parse_mail", "validate_address"]
+__all__ = ["parse_mail", "validate_address"]
 
 T = TypeVar("T")
 
@@ -85,19 +86,8 @@ _PARSER = BytesParser(policy=policy.default)
 _ANGLE_TOKEN = re.compile(r"<([^<>]*)>")
 _BARE_ID = re.compile(r"^[^\s<>@,;:\"()\[\]\\]+@[^\s<>@,;:\"()\\]+$")
 _CRLF = re.compile(r"[\r\n]")
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _NOT_ADDRESSES = re.compile(r'"(?:[^"\\]|\\.)*"|=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=|\([^()]*\)')
 _MULTIPART_DECL = re.compile(rb"multipart/", re.IGNORECASE)
-
-
-def derive_message_id(raw: bytes) -> str:
-    """Deterministic Message-ID for a mail without a usable one (same mail -> same id).
-
-    The raw bytes are normalised to CRLF line endings first, so an LF-only copy of the same mail
-    derives the same id.
-    """
-    normalised = _LINE_ENDINGS.sub(b"\r\n", raw)
-    return f"{hashlib.sha256(normalised).hexdigest()[:32]}@derived.invalid"
 
 
 def validate_address(addr: str, name: str = "") -> Address | None:
@@ -308,14 +298,15 @@ def _ids(raw_value: str) -> list[str]:
 
 
 def _message_id(msg: Message, raw: bytes, ctx: _Ctx) -> str:
-    for value in _raw_values(msg, "message-id")[:1]:
-        for token in _ids(value):
-            if "@" in token or len(token) >= 8:
-                return token
-        ctx.defect(f"invalid Message-ID {value[:100]!r}: derived one")
-        return derive_message_id(raw)
-    ctx.defect("no Message-ID: derived one")
-    return derive_message_id(raw)
+    """The intake key's Message-ID (normalise.message_id_of), with a defect when derived."""
+    normalised = normalise(raw)
+    if header_message_id(normalised) is None:
+        values = _raw_values(msg, "message-id")[:1]
+        if values:
+            ctx.defect(f"invalid Message-ID {values[0][:100]!r}: derived one")
+        else:
+            ctx.defect("no Message-ID: derived one")
+    return message_id_of(normalised)
 
 
 def _date(msg: Message, ctx: _Ctx) -> str:
@@ -619,7 +610,7 @@ def parse_mail(
 def _fallback(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
     data = bytes(raw)
     return ParsedMail(
-        message_id=derive_message_id(data),
+        message_id=message_id_of(normalise(data)),
         in_reply_to=[],
         references=[],
         subject="",
