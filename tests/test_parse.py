@@ -8,6 +8,7 @@ import time
 from email import policy
 from email.parser import BytesParser
 
+from gateway.mail.addresses import address_key
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import intake_key, message_id_of, normalise
 from gateway.mail.parse import parse_mail
@@ -70,7 +71,10 @@ def test_gmail_reply_threading_and_new_text() -> None:
         "reply.2@acme.example",
     ]
     assert mail.sender is not None
-    assert mail.sender.email == "anna.meier@gmail.com"  # lower-cased whole, for matching
+    # the local part keeps its case (RFC 5321 §2.4), the domain is lower-cased; matching
+    # goes through address_key
+    assert mail.sender.email == "Anna.Meier@gmail.com"
+    assert address_key(mail.sender.email) == "anna.meier@gmail.com"
     assert mail.sender.name == "Anna Meier"
     assert [a.email for a in mail.to] == ["support@acme.example"]
     assert mail.delivered_to == ["support@acme.example", "support+t42@acme.example"]

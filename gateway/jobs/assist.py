@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from sqlite_utils import Database
 
 from gateway.config import AssistantSettings
+from gateway.mail.addresses import address_key
 from gateway.models import NO_AUTOMATION, Job
 from gateway.pipeline.assistant import (
     ESCALATE,
@@ -95,7 +96,7 @@ def load_state(
     sender_replies = db.execute(
         "SELECT COUNT(*) FROM assistant_decisions WHERE sender = ? AND action = ? "
         "AND created_ts >= ?",
-        [conv.customer_email, REPLY, since],
+        [address_key(conv.customer_email), REPLY, since],
     ).fetchone()[0]
     return AssistState(conv, _skip(conv, message_row_id, escalated_at), sender_replies)
 
@@ -198,7 +199,7 @@ def apply_decision(
         [
             conv.id,
             message_row_id,
-            conv.customer_email,
+            address_key(conv.customer_email),
             decision.action,
             json.dumps(list(decision.reasons)),
             decision.confidence,

@@ -2,8 +2,8 @@
 
 Every header is built from validated values only, never copied from the incoming mail
 (DESIGN.md, CVE-2024-6923: re-serialising a parsed header can emit an injected header):
-- addresses pass email-validator (syntax; special-use test domains allowed) or the reply
-  is refused with ComposeError;
+- addresses pass mail.addresses.checked_email (email-validator; special-use test domains
+  allowed; ASCII only, as we send without SMTPUTF8) or the reply is refused with ComposeError;
 - display names and the subject lose CR, LF and every other control character;
 - Message-IDs (ours, In-Reply-To, References) must be plain `local@domain` tokens of printable
   ASCII; anything else is dropped. They are written pre-folded, exactly as validated, because
@@ -23,10 +23,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
 
-from email_validator import EmailNotValidError, validate_email
-
 from gateway.config import SignatureSettings
 from gateway.errors import PermanentError
+from gateway.mail.addresses import checked_email
 from gateway.mail.ids import make_message_id, normalise_subject
 from gateway.mail.render import render_body
 from gateway.mail.signatures import choose_signature
@@ -101,17 +100,16 @@ def clean_header_text(value: str, limit: int = MAX_SUBJECT) -> str:
 
 
 def checked_address(address: str, what: str) -> str:
-    """The address in normalised form, or ComposeError naming `what` (never a header parse)."""
-    address = (address or "").strip()
-    if not address or any(c in address for c in '\r\n\0<>,;"() \t') or len(address) > 254:
+    """The address for a header of mail we send, or ComposeError naming `what`.
+
+    The one validation (mail.addresses.checked_email: email-validator, local part as written,
+    domain lower-cased, CR/LF refused), in its ascii_only form: replies are sent without
+    SMTPUTF8, so the domain goes out as IDNA and an internationalised local part is refused.
+    """
+    email = checked_email(address, ascii_only=True)
+    if email is None:
         raise ComposeError(f"{what}: {address!r} is not a usable email address")
-    try:
-        info = validate_email(
-            address, check_deliverability=False, test_environment=True, allow_smtputf8=False
-        )
-    except (EmailNotValidError, ValueError, UnicodeError) as exc:
-        raise ComposeError(f"{what}: {address!r} is not a valid email address ({exc})") from None
-    return info.ascii_email or info.normalized
+    return email
 
 
 def checked_message_id(value: str) -> str | None:

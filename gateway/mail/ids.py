@@ -12,6 +12,8 @@ import hmac
 import re
 import secrets
 
+from gateway.mail.addresses import address_key
+
 TOKEN_RE = re.compile(r"^[a-z0-9]{10}$")
 SUBJECT_TOKEN_RE = re.compile(r"\[#([a-z0-9]{10})\]", re.IGNORECASE)
 _REPLY_PREFIX_RE = re.compile(
@@ -50,10 +52,12 @@ def token_from_own_message_id(secret: bytes, hostname: str, message_id: str) -> 
 
 
 def mailbox_and_token(address: str) -> tuple[str, str | None]:
-    """Split support+TOKEN@example.com into (support@example.com, TOKEN)."""
-    local, at, domain = address.lower().rpartition("@")
+    """Split support+TOKEN@example.com into (support@example.com, TOKEN), both as address_key
+    forms (lower-cased): support mailboxes are compared, never written into a header from here."""
+    key = address_key(address)
+    local, at, domain = key.rpartition("@")
     if not at:
-        return address.lower(), None
+        return key, None
     base, plus, tag = local.partition("+")
     if plus and TOKEN_RE.match(tag):
         return f"{base}@{domain}", tag

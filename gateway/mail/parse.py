@@ -6,8 +6,9 @@ be decoded become undecodable attachments carrying their raw bytes, and each wor
 in `ParsedMail.defects`.
 
 Addresses are never read with `email.utils.getaddresses`/`parseaddr` (CVE-2023-27043): the
-policy.default header objects are used inside try/except and every address is validated with
-email-validator. `Address.email` keeps the local part's case and lower-cases the domain.
+policy.default header objects are used inside try/except and every address is validated by
+mail.addresses (email-validator). `Address.email` keeps the local part's case and lower-cases
+the domain; addresses are told apart by their `address_key`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from email_validator import EmailNotValidError, validate_email
-
+from gateway.mail.addresses import address_key, validate_address
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import header_message_id, message_id_of, normalise
 from gateway.models import Address, Attachment, ParsedMail
 
-__all__ = ["parse_mail", "validate_address"]
+__all__ = ["parse_mail"]
 
 T = TypeVar("T")
 
@@ -88,26 +88,6 @@ _BARE_ID = re.compile(r"^[^\s<>@,;:\"()\[\]\\]+@[^\s<>@,;:\"()\\]+$")
 _CRLF = re.compile(r"[\r\n]")
 _NOT_ADDRESSES = re.compile(r'"(?:[^"\\]|\\.)*"|=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=|\([^()]*\)')
 _MULTIPART_DECL = re.compile(rb"multipart/", re.IGNORECASE)
-
-
-def validate_address(addr: str, name: str = "") -> Address | None:
-    """A validated Address, lower-cased whole, or None.
-
-    Syntax only: a customer's domain is not checked for deliverability here, and special-use
-    test domains pass (test_environment), since dropping a real sender loses the conversation.
-    The whole address is lower-cased because every mailbox provider in practice treats the
-    local part case-insensitively, and threading compares senders with participants.
-    """
-    addr = (addr or "").strip()
-    if not addr or _CRLF.search(addr) or _CRLF.search(name or "") or len(addr) > 320:
-        return None
-    if "@" not in addr:
-        return None
-    try:
-        validate_email(addr, check_deliverability=False, allow_smtputf8=True, test_environment=True)
-    except (EmailNotValidError, ValueError, TypeError, UnicodeError):
-        return None
-    return Address(email=addr.lower(), name=_clean_line(name))
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -243,6 +223,12 @@ def _decoded_header(msg: Message, name: str, ctx: _Ctx) -> str:
     return _clean_line(value)
 
 
+def _is_new(address: Address, found: list[Address]) -> bool:
+    """Whether a header's list lacks this address yet (same key and display name)."""
+    key = (address_key(address.email), address.name)
+    return all((address_key(a.email), a.name) != key for a in found)
+
+
 def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
     out: list[Address] = []
 
@@ -262,7 +248,7 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
                     if spec or display:
                         ctx.defect(f"{name}: invalid address dropped: {_clean_line(spec)[:100]!r}")
                     continue
-                if valid not in out:
+                if _is_new(valid, out):
                     out.append(valid)
 
     ctx.safe(f"header {name}", collect, None)
@@ -274,7 +260,7 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
             stripped = _NOT_ADDRESSES.sub(" ", raw)
             for token in _EMAIL_IN_TEXT.findall(stripped)[:MAX_ADDRESSES_PER_HEADER]:
                 valid = validate_address(token.strip())
-                if valid is not None and valid not in out:
+                if valid is not None and _is_new(valid, out):
                     out.append(valid)
             if out:
                 ctx.defect(f"{name}: addresses recovered from the raw header")
@@ -689,8 +675,8 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         for value in _raw_values(msg, name)[:50]:
             token = value.strip().strip("<>").strip()
             valid = validate_address(token)
-            if valid is not None and valid.email.lower() not in delivered:
-                delivered.append(valid.email.lower())
+            if valid is not None and address_key(valid.email) not in delivered:
+                delivered.append(address_key(valid.email))
 
     in_reply_to = [i for v in _raw_values(msg, "in-reply-to")[:5] for i in _ids(v)][:MAX_REFERENCES]
     references: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway.config import SignatureSettings
+from gateway.mail.addresses import address_key
 from gateway.mail.htmltext import html_to_text, text_to_html
 from gateway.mail.render import sanitise_html
 
@@ -35,7 +36,7 @@ def _pick(domain: str, patterns: set[str]) -> tuple[str, str] | None:
 
 def choose_signature(sender_email: str, sigs: SignatureSettings) -> Signature:
     """The signature for a reply sent by sender_email (text, sanitised HTML and why)."""
-    domain = sender_email.rpartition("@")[2].strip().lower().rstrip(".")
+    domain = address_key(sender_email).rpartition("@")[2].rstrip(".")
     patterns = set(sigs.domains) | set(sigs.html)
     found = _pick(domain, patterns) if domain else None
     if found:

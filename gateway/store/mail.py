@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from sqlite_utils import Database
 
+from gateway.mail.addresses import address_key
 from gateway.mail.ids import new_token, normalise_subject
 from gateway.models import Lookup, ParsedMail
 from gateway.store.db import now_iso
@@ -46,7 +47,7 @@ def find_conversation(
             lk.needs_participant
             and not db.execute(
                 "SELECT 1 FROM participants WHERE conversation_id = ? AND email = ?",
-                [row[0], sender],
+                [row[0], address_key(sender)],
             ).fetchone()
         ):
             continue  # a quoted ticket number from a stranger does not open the door
@@ -132,14 +133,15 @@ def record_mail(
     if sender:
         db.execute(
             "INSERT OR IGNORE INTO participants (conversation_id, email, role) VALUES (?, ?, ?)",
-            [conv_id, sender, "customer"],
+            [conv_id, address_key(sender), "customer"],
         )
     for addr in mail.cc:
-        if addr.email not in support_addresses and addr.email != mailbox:
+        key = address_key(addr.email)  # participants hold keys: case never decides a match
+        if key not in support_addresses and key != address_key(mailbox):
             db.execute(
                 "INSERT OR IGNORE INTO participants (conversation_id, email, role) "
                 "VALUES (?, ?, 'cc')",
-                [conv_id, addr.email],
+                [conv_id, key],
             )
     db.execute(
         "UPDATE conversations SET updated_at = ?, last_message_at = ?, "
