@@ -1,8 +1,18 @@
-"""The gateway's error hierarchy.
+"""The gateway's error hierarchy: the base classes, and the errors of layers that need no
+module of their own.
 
 Two families matter to every caller: a TransientError means "try again later" (an SMTP 451, a
 job retried with backoff), a PermanentError means "retrying cannot help" (a dead letter, an
 SMTP 5xx). Only the edges (cli, intake/smtp, web) turn them into exit codes or replies.
+Each class also inherits the builtin it means where there is one (NotFound is a LookupError,
+ComposeError a ValueError), so generic code that catches the builtin keeps working.
+
+Where the others live, and why there:
+- gateway/hubspot/errors.py: HubSpot's errors (status, category, correlationId), BadWebhook;
+- gateway/relay/sender.py: DeliveryExpired, which carries the relay's DeliveryResult;
+- gateway/intake/imap_client.py: ImapError, the IMAP client's protocol failure;
+- gateway/pipeline/assistant/llm.py: BackendError and MalformedAnswer, the contract of the
+  assistant's ChatClient protocol defined there.
 """
 
 from __future__ import annotations
@@ -40,4 +50,13 @@ class PermanentError(GatewayError):
 
 
 class NotFound(GatewayError, LookupError):
-    """A session, message, job or quarantine entry that does not exist."""
+    """A session, message, delivery, job or quarantine entry that does not exist.
+
+    Raise NotFound, catch NotFound (not LookupError, which codecs raise too).
+    """
+
+
+class ComposeError(PermanentError, ValueError):
+    """A mail cannot be built from these values: an address that does not validate, a
+    hostname unusable in a Message-ID, a DKIM key that does not sign (mail/compose, mail/dkim).
+    """

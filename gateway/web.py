@@ -17,8 +17,8 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway.hubspot.connect import CALLBACK_PATH, Endpoint, complete_oauth
-from gateway.hubspot.errors import HubSpotError
-from gateway.hubspot.webhooks import BadWebhook, parse_events, verify_v3
+from gateway.hubspot.errors import BadWebhook, HubSpotError
+from gateway.hubspot.webhooks import parse_events, verify_v3
 from gateway.store.db import Store
 from gateway.store.queries import kv_set, status
 from gateway.store.replies import record_announced

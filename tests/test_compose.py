@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.config import SignatureSettings
+from gateway.errors import ComposeError
 from gateway.mail.compose import (
     MAX_REFERENCES,
-    ComposeError,
     Conversation,
     OutgoingAttachment,
     compose_reply,

@@ -14,9 +14,10 @@ import time
 import pytest
 
 from gateway.config import AssistantSettings, SignatureSettings
+from gateway.errors import ComposeError
 from gateway.jobs.assist import load_state
 from gateway.mail.addresses import address_key, checked_email, validate_address
-from gateway.mail.compose import ComposeError, checked_address
+from gateway.mail.compose import checked_address
 from gateway.mail.ids import mailbox_and_token
 from gateway.mail.parse import parse_mail
 from gateway.mail.signatures import choose_signature

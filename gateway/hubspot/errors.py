@@ -2,13 +2,16 @@
 
 A job that meets a HubSpotTransientError is retried later; a HubSpotPermanentError is a dead
 letter with HubSpot's own message and correlationId, which is what HubSpot support asks for.
+HubSpotNotFound is a NotFound and HubSpotAuthError a PermissionError, like the gateway's
+own errors. BadWebhook is a webhook request we refuse (gateway/hubspot/webhooks.py).
+Error bodies: https://developers.hubspot.com/docs/api/error-handling
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import Deferred, GatewayError, PermanentError, TransientError
+from gateway.errors import Deferred, GatewayError, NotFound, PermanentError, TransientError
 
 
 class HubSpotError(GatewayError):
@@ -82,13 +85,17 @@ class HubSpotPermanentError(HubSpotError, PermanentError):
     """A 4xx other than 429: the request itself is wrong; retrying will not help."""
 
 
-class HubSpotNotFound(HubSpotPermanentError):
-    pass
+class HubSpotNotFound(HubSpotPermanentError, NotFound):
+    """404: no such object (a contact by email, a thread, a channel account)."""
 
 
 class HubSpotConflict(HubSpotPermanentError):
-    pass
+    """409: the object exists already (a contact created twice)."""
 
 
-class HubSpotAuthError(HubSpotPermanentError):
+class HubSpotAuthError(HubSpotPermanentError, PermissionError):
     """401/403: token expired, revoked or missing scopes; a person must act."""
+
+
+class BadWebhook(GatewayError, ValueError):
+    """Why a webhook request is refused (logged and counted; the body is never logged)."""

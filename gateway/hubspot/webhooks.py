@@ -14,11 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.hubspot.errors import BadWebhook
+
 MAX_AGE_SECONDS = 300
-
-
-class BadWebhook(ValueError):
-    """Why a webhook request is refused (logged and counted; the body is never logged)."""
 
 
 def verify_v3(

@@ -19,6 +19,7 @@ from typing import TypeVar
 import aioimaplib
 
 from gateway.config import ImapAccount
+from gateway.errors import TransientError
 from gateway.mail.normalise import header_message_id
 
 T = TypeVar("T")
@@ -30,8 +31,10 @@ _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 
 
-class ImapError(ConnectionError):
-    """The server refused something or broke the protocol: reconnect after a pause."""
+class ImapError(TransientError, ConnectionError):
+    """The server refused something or broke the protocol: reconnect after a pause.
+
+    The intake layer's own error: only the IMAP poller raises and handles it."""
 
 
 @dataclass(frozen=True)

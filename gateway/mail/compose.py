@@ -24,7 +24,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 
 from gateway.config import SignatureSettings
-from gateway.errors import PermanentError
+from gateway.errors import ComposeError
 from gateway.mail.addresses import checked_email
 from gateway.mail.ids import make_message_id, normalise_subject
 from gateway.mail.render import render_body
@@ -36,10 +36,6 @@ MAX_NAME = 120
 _MSGID_RE = re.compile(r"^[!#-;=?-~]{1,200}@[!#-;=?-~]{1,100}$")  # printable, no <>"@ space
 _CTYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _RAW_HEADERS = frozenset({"message-id", "in-reply-to", "references"})
-
-
-class ComposeError(PermanentError, ValueError):
-    """The reply cannot be built from these values (an address that does not validate)."""
 
 
 class _OutgoingPolicy(EmailPolicy):

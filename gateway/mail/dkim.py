@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dkim
 
-from gateway.mail.compose import ComposeError
+from gateway.errors import ComposeError
 
 SIGNED_HEADERS = (
     b"from", b"to", b"subject", b"date", b"message-id", b"in-reply-to", b"references",

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gateway.errors import NotFound
 from gateway.store.db import now_iso
 from gateway.store.mail import record_outgoing
 
@@ -144,7 +145,7 @@ def mark_sent(db: Database, delivery_id: int, *, code: int | None, reply: str) -
     """
     d = get_delivery(db, delivery_id)
     if d is None:
-        raise LookupError(f"delivery {delivery_id} does not exist")
+        raise NotFound(f"delivery {delivery_id} does not exist")
     if d.state == "sent" and d.message_row_id:
         return d.message_row_id
     msg_row = record_outgoing(
@@ -224,7 +225,7 @@ def thread_context(db: Database, conversation_id: int) -> dict[str, Any]:
         [conversation_id],
     ).fetchone()
     if conv is None:
-        raise LookupError(f"conversation {conversation_id} does not exist")
+        raise NotFound(f"conversation {conversation_id} does not exist")
     rows = db.execute(
         "SELECT direction, message_id, references_ FROM messages WHERE conversation_id = ? "
         "ORDER BY id",

@@ -47,7 +47,7 @@ class BackendError(GatewayError):
     """The endpoint could not be reached or answered with an error."""
 
 
-class MalformedAnswer(ValueError):
+class MalformedAnswer(GatewayError, ValueError):
     """The model's answer is not the agreed JSON decision."""
 
 
