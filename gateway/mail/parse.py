@@ -21,7 +21,8 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from gateway.mail.addresses import address_key, validate_address
 from gateway.mail.htmltext import html_to_text
@@ -172,17 +173,18 @@ def _bound_headers(raw: bytes, ctx: _Ctx) -> bytes:
     total = 0
     kept: list[bytes] = []
     for field in fields:
-        if len(field) > MAX_HEADER_FIELD_BYTES:
+        line = bytes(field)
+        if len(line) > MAX_HEADER_FIELD_BYTES:
             truncated += 1
-            if field[:11].lower() == b"references:":  # keep the newest ids
-                field = b"References: " + bytes(field[-MAX_HEADER_FIELD_BYTES:]).lstrip()
+            if line[:11].lower() == b"references:":  # keep the newest ids
+                line = b"References: " + line[-MAX_HEADER_FIELD_BYTES:].lstrip()
             else:
-                field = field[:MAX_HEADER_FIELD_BYTES]
-        if total + len(field) > MAX_HEADER_BLOCK_BYTES:
+                line = line[:MAX_HEADER_FIELD_BYTES]
+        if total + len(line) > MAX_HEADER_BLOCK_BYTES:
             dropped += 1
             continue
-        total += len(field) + 1
-        kept.append(bytes(field).rstrip(b"\r"))
+        total += len(line) + 1
+        kept.append(line.rstrip(b"\r"))
     ctx.defect(
         f"header block bounded: {dropped} header fields dropped, {truncated} truncated"
         f" (limits {MAX_HEADER_FIELDS} fields, {MAX_HEADER_FIELD_BYTES} bytes each)"
@@ -193,15 +195,19 @@ def _bound_headers(raw: bytes, ctx: _Ctx) -> bytes:
 # --------------------------------------------------------------------------- header reading
 
 
+def _raw_items(msg: Message) -> list[tuple[str, Any]]:
+    """The header fields as (name, raw value), never raising."""
+    try:
+        return list(msg.raw_items())
+    except Exception:
+        return list(getattr(msg, "_headers", []))
+
+
 def _raw_values(msg: Message, name: str) -> list[str]:
     """Raw (unparsed, unfolded) values of a header, never raising."""
     out: list[str] = []
-    try:
-        items = msg.raw_items()  # type: ignore[attr-defined]
-    except Exception:
-        items = list(getattr(msg, "_headers", []))
     lname = name.lower()
-    for key, value in items:
+    for key, value in _raw_items(msg):
         if str(key).lower() == lname:
             out.append(_clean_line(str(value)))
     return out
@@ -241,8 +247,8 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
                         f"{name}: more than {MAX_ADDRESSES_PER_HEADER} addresses, rest ignored"
                     )
                     return
-                spec = ctx.safe(f"{name} address", lambda a=addr: a.addr_spec, "")
-                display = ctx.safe(f"{name} name", lambda a=addr: a.display_name or "", "")
+                spec = ctx.safe(f"{name} address", partial(_addr_spec, addr), "")
+                display = ctx.safe(f"{name} name", partial(_display_name, addr), "")
                 valid = validate_address(_clean(spec), _clean(display))
                 if valid is None:
                     if spec or display:
@@ -265,6 +271,14 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
             if out:
                 ctx.defect(f"{name}: addresses recovered from the raw header")
     return out
+
+
+def _addr_spec(addr: Any) -> str:
+    return str(addr.addr_spec)
+
+
+def _display_name(addr: Any) -> str:
+    return str(addr.display_name or "")
 
 
 def _ids(raw_value: str) -> list[str]:
@@ -325,11 +339,7 @@ def _date(msg: Message, ctx: _Ctx) -> str:
 
 def _kept_headers(msg: Message) -> dict[str, str]:
     out: dict[str, str] = {}
-    try:
-        items = msg.raw_items()  # type: ignore[attr-defined]
-    except Exception:
-        items = list(getattr(msg, "_headers", []))
-    for key, value in items:
+    for key, value in _raw_items(msg):
         lkey = str(key).strip().lower()
         if lkey in KEPT_HEADERS and lkey not in out:
             out[lkey] = _clean_line(str(value))[:MAX_HEADER_VALUE_CHARS]
@@ -355,6 +365,11 @@ def _part_bytes(part: Message) -> bytes:
     return b""
 
 
+def _payload(part: Message) -> Callable[[], object]:
+    """part.get_payload() (a list of parts, a str or None), for _Ctx.safe."""
+    return lambda: part.get_payload()
+
+
 def _walk(msg: Message, ctx: _Ctx) -> Iterator[tuple[Message, int]]:
     """Iterative, bounded walk of the leaves; message/* parts are leaves (kept as attachments)."""
     stack: list[tuple[Message, int]] = [(msg, 0)]
@@ -367,7 +382,8 @@ def _walk(msg: Message, ctx: _Ctx) -> Iterator[tuple[Message, int]]:
             return
         ctype = ctx.safe("content type", part.get_content_type, "application/octet-stream")
         if ctype.startswith("multipart/"):
-            payload = ctx.safe("multipart payload", part.get_payload, [])
+            no_parts: object = []  # unreadable: walk nothing below it
+            payload = ctx.safe("multipart payload", _payload(part), no_parts)
             if not isinstance(payload, list):
                 # declared multipart without parsable parts: keep its body
                 yield part, depth
@@ -423,7 +439,7 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
         return
     if ctype.startswith("message/"):
         data = b""
-        payload = ctx.safe("message payload", part.get_payload, None)
+        payload = ctx.safe("message payload", _payload(part), None)
         if (
             isinstance(payload, list)
             and payload
@@ -444,13 +460,14 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
         bodies.attachments.append(_attachment(part, ctx, ctype, data))
         return
 
-    data = ctx.safe("payload", lambda: part.get_payload(decode=True), None)
-    if not isinstance(data, bytes):
+    decoded = ctx.safe("payload", partial(part.get_payload, decode=True), None)
+    if not isinstance(decoded, bytes):
         ctx.defect(f"{ctype} part could not be decoded: kept raw")
         bodies.attachments.append(
             _attachment(part, ctx, ctype, _part_bytes(part), undecodable=True)
         )
         return
+    data = decoded
     for defect in getattr(part, "defects", [])[:5]:
         ctx.defect(f"{ctype}: {type(defect).__name__}")
 
@@ -650,11 +667,11 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
             )
     msg: EmailMessage
     try:
-        msg = _PARSER.parsebytes(bounded, headersonly=degraded_body)  # type: ignore[assignment]
+        msg = _PARSER.parsebytes(bounded, headersonly=degraded_body)
     except RecursionError:
         ctx.defect("MIME structure too deep: body kept raw")
         degraded_body = True
-        msg = _PARSER.parsebytes(bounded, headersonly=True)  # type: ignore[assignment]
+        msg = _PARSER.parsebytes(bounded, headersonly=True)
     for defect in getattr(msg, "defects", [])[:10]:
         ctx.defect(f"message: {type(defect).__name__}")
 
@@ -662,7 +679,8 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
     from_ = _addresses(msg, "from", ctx)
     sender_hdr = _addresses(msg, "sender", ctx)
     reply_to = _addresses(msg, "reply-to", ctx)
-    sender = (from_ or sender_hdr or reply_to or [None])[0]
+    senders = from_ or sender_hdr or reply_to
+    sender = senders[0] if senders else None
     if sender is None and envelope_from:
         sender = validate_address(envelope_from.strip().strip("<>"))
         if sender is not None:
@@ -690,8 +708,8 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
 
     bodies = _Bodies()
     if degraded_body:
-        payload = ctx.safe("raw body", lambda: msg.get_payload(), "")
-        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        body = ctx.safe("raw body", _payload(msg), None)
+        data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
         bodies.attachments.append(
             Attachment(
                 filename="body.bin",
@@ -704,7 +722,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         )
     else:
         for part, _depth in _walk(msg, ctx):
-            ctx.safe("part", lambda p=part: _handle_part(p, bodies, ctx), None)
+            ctx.safe("part", partial(_handle_part, part, bodies, ctx), None)
 
     if remainder:
         bodies.attachments.append(
