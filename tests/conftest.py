@@ -1,13 +1,17 @@
-"""Shared fixtures: settings on free ports, a running gateway, SMTP helpers, corpus paths."""
+"""Shared fixtures: settings on free ports, a running gateway, SMTP helpers, corpus paths.
+
+Code shared beyond fixtures (the daemon launcher, the mail-server configurations, waiting
+helpers, the corpora) lives in tests/helpers/; `free_port` and `wait_for` are re-exported here
+for the test modules that import them from conftest.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import socket
+import errno
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +20,10 @@ from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
 from gateway.store.db import Store
 
+from helpers.daemon import free_port
+from helpers.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPORA = ROOT.parent / "shared" / "corpora"
 
 BASE_CONFIG = """
 [gateway]
@@ -48,12 +54,6 @@ max_attempts = 3
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(tmp_path: Path, extra: str = "", **replace: str) -> Path:
     text = BASE_CONFIG
     for old, new in replace.items():
@@ -79,11 +79,41 @@ def settings(config_path: Path) -> Settings:
     )
 
 
+async def start_gateway(settings: Settings) -> Gateway:
+    """A started gateway. An HTTP port picked in advance (hub_settings: HubSpot's webhooks
+    must know it) may be taken by another process before the bind: then pick another and
+    start again (3 tries). Port 0 (the default here) never clashes."""
+    for attempt in range(3):
+        gw = Gateway(settings)
+        try:
+            await gw.start()
+            return gw
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                await gw.stop(drain_seconds=0)
+            if exc.errno != errno.EADDRINUSE or not settings.http.listen.port or attempt == 2:
+                raise
+            settings = with_http_port(settings, free_port())
+    raise AssertionError("unreachable")
+
+
+def with_http_port(settings: Settings, port: int) -> Settings:
+    """The settings with HTTP on `port`, public_url following it."""
+    return dataclasses.replace(
+        settings,
+        http=dataclasses.replace(
+            settings.http,
+            listen=Listen("127.0.0.1", port),
+            public_url=f"http://127.0.0.1:{port}",
+        ),
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Gateway]:
-    """A started gateway, stopped (drained for at most 5 s) when the block ends."""
-    gw = Gateway(settings)
-    await gw.start()
+    """A started gateway (start_gateway), stopped (drained for at most 5 s) when the block
+    ends."""
+    gw = await start_gateway(settings)
     try:
         yield gw
     finally:
@@ -104,20 +134,6 @@ async def store(tmp_path: Path):
 async def gateway(settings: Settings):
     async with running(settings) as gw:
         yield gw
-
-
-async def wait_for(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
-    """Poll an async-or-sync predicate until it is truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 async def wait_processed(gw: Gateway, count: int, within: float = 15.0) -> None:
@@ -165,14 +181,9 @@ def make_mail(
 @pytest.fixture
 def hub_settings(settings: Settings) -> Settings:
     """Settings with the built-in HubSpot sandbox on a free port, fast retries."""
-    http_port = free_port()  # known in advance: HubSpot's webhooks must find it
+    # known in advance: HubSpot's webhooks must find it (running() retries on a clash)
     return dataclasses.replace(
-        settings,
-        http=dataclasses.replace(
-            settings.http,
-            listen=Listen("127.0.0.1", http_port),
-            public_url=f"http://127.0.0.1:{http_port}",
-        ),
+        with_http_port(settings, free_port()),
         hubspot=dataclasses.replace(
             settings.hubspot, mode="sandbox", sandbox_listen=Listen("127.0.0.1", 0), sandbox_db=None
         ),

@@ -19,10 +19,7 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import ssl
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,55 +29,19 @@ import trustme
 from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
 
-from conftest import wait_for, write_config
-
-DOVECOT = "/usr/sbin/dovecot"
-DOVEADM = "/usr/bin/doveadm"
-PASSWORD = "secret"
-
-CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-info_log_path = {d}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = yes
-ssl_cert = <{d}/cert.pem
-ssl_key = <{d}/key.pem
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_internal_user = dovecot
-default_login_user = dovenull
-first_valid_uid = 8
-mail_location = maildir:{d}/mail/%u
-imap_idle_notify_interval = 1 secs
-passdb {{
-  driver = static
-  args = password={password}
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={d}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap_port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {imaps_port}
-    ssl = yes
-  }}
-}}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import write_config
+from helpers.daemon import free_port
+from helpers.mailsystem import (
+    DOVECOT,
+    PASSWORD,
+    dovecot_conf,
+    dovecot_prepare,
+    dovecot_start,
+    dovecot_stop,
+    private_folder,
+    start_with_retry,
+)
+from helpers.waiting import wait_for
 
 
 def require_dovecot() -> None:
@@ -96,10 +57,8 @@ class Dovecot:
     def __init__(self) -> None:
         require_dovecot()
         # not pytest's tmp_path: that is 0700, and Dovecot's own users must traverse the folder
-        self.dir = Path(tempfile.mkdtemp(prefix="gw-dovecot-"))
-        self.dir.chmod(0o755)
-        self.imap_port = _free_port()
-        self.imaps_port = _free_port()
+        self.dir = private_folder("gw-dovecot-")
+        self.imap_port = self.imaps_port = 0
         self.ca = trustme.CA()
         cert = self.ca.issue_cert("127.0.0.1", "localhost")
         cert.private_key_pem.write_to_path(str(self.dir / "key.pem"))
@@ -107,57 +66,37 @@ class Dovecot:
         self.ca_file = self.dir / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         self.conf = self.dir / "dovecot.conf"
-        self.conf.write_text(
-            CONF.format(
-                d=self.dir,
-                password=PASSWORD,
-                imap_port=self.imap_port,
-                imaps_port=self.imaps_port,
-            )
-        )
         mail = pwd.getpwnam("mail")
         self._uid, self._gid = mail.pw_uid, mail.pw_gid
-        (self.dir / "mail").mkdir()
-        os.chown(self.dir / "mail", self._uid, self._gid)
+        dovecot_prepare(self.dir)
 
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        subprocess.run(
-            [DOVECOT, "-c", str(self.conf)],
-            check=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,  # it daemonises: an inherited pipe would stay open
+        """Start on the ports of the first start (clients keep them across restarts); the first
+        start picks ports and picks again if one was taken meanwhile."""
+        if self.imap_port:
+            dovecot_start(self.conf, self.imap_port)
+        else:
+            start_with_retry(self._first_start)
+
+    def _first_start(self) -> None:
+        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.conf.write_text(
+            dovecot_conf(self.dir, imap_port=self.imap_port, imaps_port=self.imaps_port)
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("dovecot did not start: " + self.log())
+        try:
+            dovecot_start(self.conf, self.imap_port)
+        except RuntimeError:
+            self.imap_port = 0
+            raise
 
     def stop(self) -> None:
-        subprocess.run(
-            [DOVEADM, "-c", str(self.conf), "stop"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.imap_port), timeout=0.5).close()
-            except OSError:
-                return
-            time.sleep(0.05)
+        dovecot_stop(self.dir)
 
     def restart(self, down_seconds: float = 0.0) -> None:
         self.stop()
-        time.sleep(down_seconds)
+        time.sleep(down_seconds)  # the test's subject: the server is away for this long
         self.start()
 
     def cleanup(self) -> None:
@@ -250,18 +189,22 @@ def tls_client_context(ca_file: Path) -> ssl.SSLContext:
 def dovecot_server():
     """One Dovecot for the session; tests isolate themselves by using their own user name."""
     d = Dovecot()
-    d.start()
-    yield d
-    d.cleanup()
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
 
 
 @pytest.fixture(name="own_dovecot")
 def own_dovecot_server():
     """A Dovecot of the test's own, for tests that stop or restart the server."""
     d = Dovecot()
-    d.start()
-    yield d
-    d.cleanup()
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
 
 
 # -- gateway settings and store queries for the IMAP tests --------------------------------

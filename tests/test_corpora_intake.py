@@ -11,11 +11,11 @@ from gateway.mail.normalise import header_block_size, normalise
 from gateway.service import Gateway
 
 from conftest import wait_processed
-from test_corpora_parse import _mail_files
+from helpers.corpora import mail_files
 
 
 async def test_every_corpus_mail_is_accepted_processed_and_kept(settings):
-    files = _mail_files()
+    files = mail_files()
     smtp = dataclasses.replace(settings.smtp, max_message_size=25 * 1024 * 1024)
     gw = Gateway(dataclasses.replace(settings, smtp=smtp))
     await gw.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -13,48 +12,7 @@ from gateway.mail.parse import parse_mail
 from gateway.models import NO_AUTOMATION, Address, Attachment, ParsedMail
 from gateway.pipeline.classify import bounced_message_ids, classify
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-CODE_SUFFIXES = {
-    ".rb",
-    ".py",
-    ".go",
-    ".js",
-    ".ts",
-    ".php",
-    ".java",
-    ".json",
-    ".yml",
-    ".yaml",
-    ".md",
-    ".html",
-    ".sh",
-    ".toml",
-    ".cfg",
-    ".ini",
-}
-NOT_MAIL_NAMES = {"SOURCES.txt", "README.md", "LICENSE", "LICENSE.txt"}
-MAIL_FOLDERS = re.compile(r"(?:^|/)(?:e?mails?|emails|fixtures|test_files|messages)(?:/|$)", re.I)
-HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]")
-
-
-def _looks_like_mail(path: Path) -> bool:
-    if path.name in NOT_MAIL_NAMES or path.suffix.lower() in CODE_SUFFIXES:
-        return False
-    if path.suffix.lower() in {".eml", ".msg", ".raw"}:
-        return True
-    rel = path.relative_to(CORPORA).as_posix()
-    if MAIL_FOLDERS.search(rel.rsplit("/", 1)[0] if "/" in rel else ""):
-        return True
-    with path.open("rb") as fh:
-        head = fh.read(2048)
-    return any(HEADER_LINE.match(line) for line in head.splitlines()[:5])
-
-
-def _mail_files() -> list[Path]:
-    if not CORPORA.is_dir():
-        pytest.skip(f"shared corpora not present at {CORPORA}")
-    return sorted(p for p in CORPORA.rglob("*") if p.is_file() and _looks_like_mail(p))
+from helpers.corpora import mail_files
 
 
 def _check_types(mail: ParsedMail) -> None:
@@ -81,7 +39,7 @@ def _check_types(mail: ParsedMail) -> None:
 
 
 def test_corpora_parse_and_classify(capsys: pytest.CaptureFixture[str]) -> None:
-    files = _mail_files()
+    files = mail_files()
     assert len(files) > 300, "the corpora README promises ~450 files"
     started = time.monotonic()
     with_defects = 0

@@ -2,72 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import smtplib
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, make_mail, write_config
-
-
-class Daemon:
-    """`mail-gateway serve` as a separate process, as systemd would run it."""
-
-    def __init__(self, config: Path, smtp_port: int, log: Path):
-        self.config, self.smtp_port, self.log = config, smtp_port, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "--config", str(self.config), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("ab"),
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as s:
-                    s.noop()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.log.read_text()) from None
-                time.sleep(0.1)
-        raise RuntimeError("daemon did not start: " + self.log.read_text())
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+from conftest import make_mail, write_config
+from helpers.daemon import Daemon
+from helpers.waiting import wait_until
 
 
 @pytest.fixture
 def daemon(tmp_path: Path):
-    smtp_port, http_port = free_port(), free_port()
-    config = write_config(
-        tmp_path,
-        **{
-            '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
-            '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
-            "max_sessions = 50": "max_sessions = 100",
-        },
-    )
-    d = Daemon(config, smtp_port, tmp_path / "daemon.log")
+    def config(smtp_port: int, http_port: int) -> Path:
+        return write_config(
+            tmp_path,
+            **{
+                '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
+                '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
+                "max_sessions = 50": "max_sessions = 100",
+            },
+        )
+
+    d = Daemon(config, tmp_path / "daemon.log")
     yield d
-    if d.proc and d.proc.poll() is None:
-        d.kill9()
+    d.kill9()
 
 
 def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
@@ -79,14 +40,15 @@ def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
 
 
 def wait_all_processed(tmp_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db_rows(tmp_path, "SELECT COUNT(*) FROM raw_mails WHERE state = 'pending'")[0][0] == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("mails still pending after restart")
+    wait_until(
+        lambda: db_rows(tmp_path, "SELECT COUNT(*) FROM raw_mails WHERE state = 'pending'")[0][0]
+        == 0,
+        timeout,
+        "mails still pending after restart",
+    )
 
 
+@pytest.mark.slow
 def test_sigkill_during_intake_loses_nothing_and_duplicates_nothing(daemon, tmp_path):
     daemon.start()
     acked: list[str] = []
@@ -114,8 +76,7 @@ def test_sigkill_during_intake_loses_nothing_and_duplicates_nothing(daemon, tmp_
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    while len(acked) < 150:
-        time.sleep(0.005)
+    wait_until(lambda: len(acked) >= 150, 60, "150 acknowledged mails")
     daemon.kill9()  # right after a stream of 250s, with sessions in flight
     stop.set()
     for t in threads:
@@ -142,6 +103,7 @@ def test_sigkill_during_intake_loses_nothing_and_duplicates_nothing(daemon, tmp_
     assert db_rows(tmp_path, "SELECT COUNT(*) FROM messages")[0][0] == len(counts)
 
 
+@pytest.mark.slow
 def test_sigkill_during_processing_resumes(daemon, tmp_path):
     daemon.start()
     mids = [f"p{i}@customer.test" for i in range(60)]

@@ -8,6 +8,7 @@ import json
 import time
 
 import aiohttp
+import pytest
 
 from gateway.hubspot.connect import OAUTH_KEY, oauth_token
 from gateway.service import Gateway
@@ -174,6 +175,7 @@ async def test_reply_on_closed_ticket_reopens_it(hub: Gateway):
     assert len(await all_objects(hub, "tickets")) == 1
 
 
+@pytest.mark.slow
 async def test_faults_still_give_exactly_one_of_everything(hub: Gateway):
     """20% of calls fail (429, 5xx, resets, lost responses, hangs): still one of everything."""
     mids = [f"f{i}@customer.test" for i in range(8)]
@@ -336,6 +338,7 @@ async def test_hubspot_setup_cli_is_idempotent(hub: Gateway, hub_settings):
             assert r.status == 400
 
 
+@pytest.mark.slow
 async def test_burst_of_handoffs_stays_within_the_rate_limit(hub: Gateway):
     """200 handoffs against a 100-calls-per-window sandbox (window scaled from 10 s to 1 s)."""
     await admin(hub, "PATCH", "/limits", json={"burst": 100, "interval_ms": 1000})

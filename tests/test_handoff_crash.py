@@ -23,8 +23,8 @@ from gateway.store.db import Store, connect
 from gateway.store.hubspot import request_handoff
 from gateway.store.queries import kv_set
 
-from conftest import free_port, make_mail, write_config
-from test_durability import Daemon
+from conftest import make_mail, write_config
+from helpers.daemon import Daemon
 
 STEPS = ["contact_id", "thread_id", "ticket_id", "thread_linked", "note_id", "comment_id"]
 
@@ -72,11 +72,14 @@ async def _get(sandbox, path: str, **params) -> dict:
             return await r.json()
 
 
+@pytest.mark.slow
 async def test_kill9_between_every_pair_of_steps(sandbox, tmp_path: Path):
     info = sandbox.info()
-    smtp_port, http_port = free_port(), free_port()
-    config = _config(tmp_path, info, smtp_port, http_port)
-    settings = load_settings(config)
+    daemon = Daemon(
+        lambda smtp_port, http_port: _config(tmp_path, info, smtp_port, http_port),
+        tmp_path / "daemon.log",
+    )
+    settings = load_settings(daemon.configure())
     # HubSpot set up beforehand, as `mail-gateway hubspot setup` would
     async with HubSpotClient(
         info["baseUrl"],
@@ -92,10 +95,9 @@ async def test_kill9_between_every_pair_of_steps(sandbox, tmp_path: Path):
     await store.write(lambda db: kv_set(db, SETUP_KEY, ids))
     store.close()
 
-    daemon = Daemon(config, smtp_port, tmp_path / "daemon.log")
     daemon.start()
     try:
-        await asyncio.to_thread(_send, smtp_port)
+        await asyncio.to_thread(_send, daemon.smtp_port)
         db = connect(settings.db_path)
         await _until(lambda: _one(db, "SELECT COUNT(*) FROM messages") == 1)
         conv = _one(db, "SELECT id FROM conversations")
@@ -121,8 +123,7 @@ async def test_kill9_between_every_pair_of_steps(sandbox, tmp_path: Path):
         )
         db.conn.close()
     finally:
-        if daemon.proc and daemon.proc.poll() is None:
-            daemon.stop()
+        daemon.stop()
 
     contacts = (await _get(sandbox, "/crm/v3/objects/contacts", properties="email"))["results"]
     assert [c["id"] for c in contacts if c["properties"]["email"] == "alice@customer.test"] == [

@@ -12,9 +12,10 @@ import pytest
 
 from gateway.store import queries
 
-from conftest import free_port, make_mail
+from conftest import make_mail
 from dovecot import account, count, dovecot_server, imap_config, imap_settings, wait_count  # noqa: F401 (fixtures)
-from test_durability import Daemon
+from helpers.daemon import Daemon
+from helpers.waiting import wait_until
 
 
 def many(prefix: str, n: int) -> list[bytes]:
@@ -34,29 +35,21 @@ def db_one(tmp_path: Path, sql: str):
         conn.close()
 
 
-def wait_until(fn, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if fn():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_daemon_killed_mid_sync_loses_nothing_and_stores_nothing_twice(dovecot, tmp_path):
     n, user = 4000, "killed"
     dovecot.fill_maildir(user, many("k", n))
-    smtp_port, http_port = free_port(), free_port()
-    config = imap_config(
-        tmp_path,
-        [account(dovecot, user)],
-        **{
-            '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
-            '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
-        },
+    daemon = Daemon(
+        lambda smtp_port, http_port: imap_config(
+            tmp_path,
+            [account(dovecot, user)],
+            **{
+                '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
+                '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
+            },
+        ),
+        tmp_path / "daemon.log",
     )
-    daemon = Daemon(config, smtp_port, tmp_path / "daemon.log")
     try:
         daemon.start()
         progress = lambda: db_one(tmp_path, "SELECT done FROM imap_state")  # noqa: E731
@@ -88,8 +81,7 @@ def test_daemon_killed_mid_sync_loses_nothing_and_stores_nothing_twice(dovecot, 
         )
         assert daemon.stop() == 0
     finally:
-        if daemon.proc and daemon.proc.poll() is None:
-            daemon.kill9()
+        daemon.kill9()
     assert db_one(tmp_path, "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM raw_mails") == (
         n,
         n,
@@ -122,7 +114,7 @@ async def test_first_sync_of_10000_mails_shows_progress(dovecot, tmp_path, caplo
                 seen_progress.append((folder["done"], folder["total"]))
                 if folder["first_sync_done"]:
                     break
-            await __import__("asyncio").sleep(0.5)
+            await __import__("asyncio").sleep(0.1)  # samples the progress: not a wait
         elapsed = time.monotonic() - started
         print(f"\n10,000-mail first sync: {elapsed:.1f}s ({n / elapsed:.0f} mails/s)")
         assert folder["done"] == folder["total"] == n, folder

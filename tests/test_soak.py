@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from soak import run_campaign, table
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_short_campaign_keeps_every_invariant(tmp_path: Path):
     report = await run_campaign(40, 3, seed=3, workdir=tmp_path, drain_seconds=60)
