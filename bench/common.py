@@ -1,14 +1,16 @@
-"""Helpers the benchmarks and the soak campaign share: ports, the daemon as a subprocess,
-configs, the sandbox set-up a live-mode daemon needs, tables and result files."""
+"""Helpers the benchmarks and the soak campaign share: configs, the sandbox set-up a live-mode
+daemon needs, tables and result files.
+
+The daemon launcher (`Daemon`, `free_port`) is the tests' own (tests/helpers/daemon.py): one
+launcher, so the benchmarks start, wait for and stop the daemon exactly as the crash tests do.
+tests/ goes on sys.path for that; the helpers it holds import neither pytest nor a test.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,14 +20,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
+from helpers.daemon import Daemon, free_port  # noqa: E402  (needs the sys.path above)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["Daemon", "free_port"]  # re-exported for the benches
 
 
 def pct(values: list[float], p: float) -> float:
@@ -113,66 +114,6 @@ async def seed_setup(config: Path) -> None:
         store.close()
 
 
-class Daemon:
-    """`python -m gateway.cli --config X serve` as a separate process."""
-
-    def __init__(self, config: Path, smtp_port: int, log: Path):
-        self.config, self.smtp_port, self.log = config, smtp_port, log
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, within: float = 30) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "--config", str(self.config), "serve"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("ab"),
-            cwd=ROOT,
-        )
-        self.starts += 1
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=1) as c:
-                    c.recv(100)
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("daemon exited: " + self.tail()) from None
-                time.sleep(0.05)
-        raise RuntimeError("daemon did not start: " + self.tail())
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, within: float = 30) -> int | None:
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=within)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            return None
-
-    def status(self) -> dict[str, int]:
-        """VmRSS/VmHWM (kB) of the daemon from /proc."""
-        assert self.proc is not None
-        out = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-        return out
-
-    def tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
-
-
 def machine() -> dict[str, str]:
     cpu = ""
     try:
@@ -220,21 +161,24 @@ async def live_daemon(
 ) -> Daemon:
     """A daemon in [hubspot] mode = "live" pointed at a sandbox running in this process,
     set up (channel, inbox, property ids in its store) and started."""
-    smtp, http = free_port(), free_port()
-    cfg = workdir / "config.toml"
-    cfg.write_text(
-        gateway_config(
-            workdir / "state",
-            smtp,
-            http,
-            extra,
-            log_level=log_level,
-            **sandbox_hubspot(sandbox.info()),
-            **hubspot,
+
+    def write(smtp: int, http: int) -> Path:
+        cfg = workdir / "config.toml"
+        cfg.write_text(
+            gateway_config(
+                workdir / "state",
+                smtp,
+                http,
+                extra,
+                log_level=log_level,
+                **sandbox_hubspot(sandbox.info()),
+                **hubspot,
+            )
         )
-    )
-    await seed_setup(cfg)
-    daemon = Daemon(cfg, smtp, workdir / "daemon.log")
+        return cfg
+
+    daemon = Daemon(write, workdir / "daemon.log")
+    await seed_setup(daemon.configure())
     await daemon.astart()
     return daemon
 

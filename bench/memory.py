@@ -17,7 +17,7 @@ from pathlib import Path
 import aiosmtplib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Daemon, free_port, gateway_config, make_mail, markdown, save
+from common import Daemon, gateway_config, make_mail, markdown, save
 
 EXTRA = """
 [assistant]
@@ -29,11 +29,15 @@ debounce = 86400
 async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
     with tempfile.TemporaryDirectory(prefix="gw-bench-mem-") as tmp:
         state = Path(tmp) / "state"
-        smtp = free_port()
         cfg = Path(tmp) / "config.toml"
-        cfg.write_text(gateway_config(state, smtp, free_port(), EXTRA))
-        daemon = Daemon(cfg, smtp, Path(tmp) / "daemon.log")
+
+        def write(smtp: int, http: int) -> Path:
+            cfg.write_text(gateway_config(state, smtp, http, EXTRA))
+            return cfg
+
+        daemon = Daemon(write, Path(tmp) / "daemon.log")
         await daemon.astart()
+        smtp = daemon.smtp_port
         try:
             await asyncio.sleep(3)  # settle: imports done, writer and worker idle
             idle = daemon.status()

@@ -56,7 +56,6 @@ from aiosmtpd.smtp import SMTP
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     Daemon,
-    free_port,
     gateway_config,
     markdown,
     sandbox_hubspot,
@@ -153,7 +152,6 @@ class Campaign:
         self.token = info["staticToken"]
         self.relay = Relay(random.Random(self.seed + 1))
         await self.relay.start()
-        smtp_port, http_port = free_port(), free_port()
         state = self.workdir / "state"
         self.db = state / "gateway.db"
         extra = f"""
@@ -173,22 +171,26 @@ tls = "none"
 timeout = 5
 """
         config = self.workdir / "config.toml"
-        config.write_text(
-            gateway_config(
-                state,
-                smtp_port,
-                http_port,
-                extra,
-                log_level="info",
-                **sandbox_hubspot(info),
-                burst_limit=1000,
-                timeout=2,
-                replies="both",
-                poll_interval=1.0,
+
+        def write(smtp_port: int, http_port: int) -> Path:
+            config.write_text(
+                gateway_config(
+                    state,
+                    smtp_port,
+                    http_port,
+                    extra,
+                    log_level="info",
+                    **sandbox_hubspot(info),
+                    burst_limit=1000,
+                    timeout=2,
+                    replies="both",
+                    poll_interval=1.0,
+                )
             )
-        )
-        await seed_setup(config)
-        self.daemon = Daemon(config, smtp_port, self.workdir / "daemon.log")
+            return config
+
+        self.daemon = Daemon(write, self.workdir / "daemon.log")
+        await seed_setup(self.daemon.configure())
         await self.daemon.astart()
         self.http = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.token}"},
