@@ -14,6 +14,7 @@ from gateway.jobs.assist import escalation_facts
 from gateway.pipeline.assistant import handoff_comment
 
 from conftest import make_mail, wait_for, wait_processed, write_config
+from helpers.waiting import wait_idle
 
 KNOWLEDGE = Path(__file__).resolve().parents[1] / "examples" / "knowledge"
 ASSISTANT = f"""
@@ -150,7 +151,7 @@ async def test_out_of_office_and_bounce_get_no_answer_and_no_handoff(gateway):
         envelope_from="",
     )
     await wait_processed(gateway, 2)
-    await asyncio.sleep(1.5)  # past the debounce: nothing was scheduled at all
+    await wait_idle(gateway)  # processing done: an answer would be scheduled by now
     assert await jobs(gateway, "assist") == []
     assert await jobs(gateway, "send_reply") == []
     assert await jobs(gateway, "handoff") == []

@@ -60,7 +60,7 @@ class FaultyHandler:
             server.transport.close()
             return "250 never seen"
         if fault == "slow":
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # the subject: a server slower than the relay timeout
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 2.0.0 Ok: queued as TEST"
 

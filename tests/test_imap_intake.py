@@ -23,6 +23,7 @@ from dovecot import (  # noqa: F401 (fixtures)
     rows,
     wait_count,
 )
+from helpers.waiting import wait_idle
 
 RAW = "SELECT COUNT(*) FROM raw_mails"
 
@@ -47,7 +48,7 @@ async def test_appended_mails_become_conversations_and_idle_is_fast(dovecot, tmp
         await wait_for(lambda: all("\\Seen" in f for f in dovecot.flags(user).values()))
 
         await wait_count(gw, "SELECT COUNT(*) FROM imap_state WHERE state = 'idle'", 1)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the state is stored just before IDLE is sent: let it land
         started = time.monotonic()
         await asyncio.to_thread(dovecot.append, user, make_mail(message_id="new@customer.test"))
         await wait_count(gw, RAW, 4, within=10)
@@ -128,7 +129,7 @@ async def test_mail_in_mailbox_and_over_smtp_is_stored_once(dovecot, tmp_path):
         await wait_count(gw, "SELECT COUNT(*) FROM imap_state WHERE state = 'idle'", 1)
         await wait_for(lambda: all("\\Seen" in f for f in dovecot.flags("both").values()))
         await asyncio.to_thread(send)  # and once more after the IMAP copy was read
-        await asyncio.sleep(0.5)
+        await wait_idle(gw)
         assert await count(gw, RAW) == 1
         assert await count(gw, "SELECT COUNT(*) FROM messages") == 1
     finally:

@@ -20,6 +20,7 @@ from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
 from gateway.service import Gateway
 
 from conftest import free_port, make_mail, running, wait_for
+from helpers.waiting import wait_idle
 from hubspot_helpers import admin, api, conversation_of, hand_off, send
 
 AGENT = "A-301"
@@ -119,7 +120,7 @@ async def test_public_reply_is_mailed_once_in_thread_with_signature(rgw: Gateway
         2,
     )
     assert await conversation_of(rgw, "q2@customer.test") == h["conversation_id"]
-    await asyncio.sleep(0.5)
+    await wait_idle(rgw)
     assert len(outbox(rgw)) == 1
 
 
@@ -130,7 +131,7 @@ async def test_comment_never_reaches_the_customer(rgw: Gateway):
     await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the public reply")
     await rgw.replies.poll_once()  # the polling path sees the comment too
     rgw.worker.wake()
-    await asyncio.sleep(1.0)
+    await wait_idle(rgw)
     mails = outbox(rgw)
     assert len(mails) == 1
     assert "VIP" not in mails[0].get_body(("plain",)).get_content()
@@ -182,12 +183,12 @@ async def test_webhook_signatures_replays_and_tampering(rgw: Gateway):
         assert await post(tampered, good) == 401
         other_url = _signed(secret, url.replace("127.0.0.1", "localhost"), body)
         assert await post(body, other_url) == 401
-        await asyncio.sleep(0.5)
+        await wait_idle(rgw)
         assert outbox(rgw) == []
         assert await post(body, good) == 204
         assert await post(body, _signed(secret, url, body)) == 204  # replayed: no second mail
     await wait_for(lambda: len(outbox(rgw)) == 1, 15, "one mail")
-    await asyncio.sleep(0.5)
+    await wait_idle(rgw)
     assert len(outbox(rgw)) == 1
     assert rgw.webstate.counters["webhook_rejected"] == 5
 
@@ -214,7 +215,9 @@ async def test_polling_delivers_public_replies_only(polling_gw: Gateway):
     await rep_posts(gw, h["thread_id"], "COMMENT", "Internal note, never mailed")
     await rep_posts(gw, h["thread_id"], "MESSAGE", "Polled reply")
     await wait_for(lambda: len(outbox(gw)) == 1, 15, "the polled reply")
-    await asyncio.sleep(1.0)  # several more polls
+    for _ in range(3):  # several more polls: none may mail the reply again
+        await gw.replies.poll_once()
+    await wait_idle(gw)
     mails = outbox(gw)
     assert len(mails) == 1
     assert "Polled reply" in mails[0].get_body(("plain",)).get_content()

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP
 from gateway.config import Settings, SignatureSettings
 from gateway.service import Gateway
 
-from conftest import free_port, make_mail, wait_for
+from conftest import make_mail, wait_for
 from hubspot_helpers import api, conversation_of, hand_off, send, thread_messages
 from mailservers import mail_servers  # noqa: F401  (fixture)
 
@@ -84,11 +84,10 @@ class _Refusing:
 @pytest.fixture
 async def refusing_relay():
     loop = asyncio.get_running_loop()
-    port = free_port()
     server = await loop.create_server(
-        lambda: SMTP(_Refusing(), hostname="relay.test", loop=loop), "127.0.0.1", port
+        lambda: SMTP(_Refusing(), hostname="relay.test", loop=loop), "127.0.0.1", 0
     )
-    yield port
+    yield server.sockets[0].getsockname()[1]  # port 0: the kernel's pick, no race
     server.close()
     await server.wait_closed()
 

@@ -41,7 +41,7 @@ async def test_session_in_data_finishes_during_stop(settings):
 
     await asyncio.to_thread(begin)
     stopping = asyncio.create_task(gw.stop(drain_seconds=30))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the subject: stop() is still waiting some time later
     assert not stopping.done()  # waiting for the mail in flight
 
     def finish():
