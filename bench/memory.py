@@ -19,6 +19,8 @@ import aiosmtplib
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Daemon, gateway_config, make_mail, markdown, save
 
+from helpers.daemon import memory_status  # tests/ is on sys.path (common)
+
 EXTRA = """
 [assistant]
 backend = "off"
@@ -86,15 +88,6 @@ async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
     }
 
 
-def _status(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
 def tree_status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (kB) summed over a process and all its descendants."""
     children: dict[int, list[int]] = {}
@@ -110,7 +103,7 @@ def tree_status(pid: int) -> dict[str, int]:
     while todo:
         p = todo.pop()
         try:
-            st = _status(p)
+            st = memory_status(p)
         except OSError:
             continue
         for k in total:

@@ -13,6 +13,7 @@ maildir, so one running Dovecot isolates tests that use different user names.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import imaplib
 import json
@@ -21,6 +22,7 @@ import pwd
 import shutil
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -185,26 +187,28 @@ def tls_client_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-@pytest.fixture(scope="session", name="dovecot")
-def dovecot_server():
-    """One Dovecot for the session; tests isolate themselves by using their own user name."""
+@contextlib.contextmanager
+def started_dovecot() -> Iterator[Dovecot]:
     d = Dovecot()
     try:
         d.start()
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture(scope="session", name="dovecot")
+def dovecot_server():
+    """One Dovecot for the session; tests isolate themselves by using their own user name."""
+    with started_dovecot() as d:
+        yield d
 
 
 @pytest.fixture(name="own_dovecot")
 def own_dovecot_server():
     """A Dovecot of the test's own, for tests that stop or restart the server."""
-    d = Dovecot()
-    try:
-        d.start()
+    with started_dovecot() as d:
         yield d
-    finally:
-        d.cleanup()
 
 
 # -- gateway settings and store queries for the IMAP tests --------------------------------

@@ -64,32 +64,24 @@ async def wait_handed_off(gw: Gateway, conv_id: int, within: float = 30) -> dict
     return await gw.store.read(lambda db: get_handoff(db, conv_id))
 
 
-async def all_objects(gw: Gateway, kind: str) -> list[dict]:
-    out, after = [], None
+async def all_pages(gw: Gateway, path: str, params: dict[str, str]) -> list[dict]:
+    """Every result of a paged HubSpot list (`paging.next.after` cursors), 100 at a time."""
+    out: list[dict] = []
+    after = None
     while True:
-        params = {"limit": "100", "properties": "subject,content,hs_pipeline_stage,email"}
-        if after:
-            params["after"] = after
-        page = await api(gw, "GET", f"/crm/v3/objects/{kind}", params=params)
+        cursor = {"after": after} if after else {}
+        page = await api(gw, "GET", path, params={"limit": "100", **params, **cursor})
         out.extend(page["results"])
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return out
+
+
+async def all_objects(gw: Gateway, kind: str) -> list[dict]:
+    props = "subject,content,hs_pipeline_stage,email"
+    return await all_pages(gw, f"/crm/v3/objects/{kind}", {"properties": props})
 
 
 async def thread_messages(gw: Gateway, thread_id: str) -> list[dict]:
-    out, after = [], None
-    while True:
-        params = {"limit": "100", "sort": "createdAt"}
-        if after:
-            params["after"] = after
-        page = await api(
-            gw,
-            "GET",
-            f"/conversations/v3/conversations/threads/{thread_id}/messages",
-            params=params,
-        )
-        out.extend(page["results"])
-        after = ((page.get("paging") or {}).get("next") or {}).get("after")
-        if not after:
-            return out
+    path = f"/conversations/v3/conversations/threads/{thread_id}/messages"
+    return await all_pages(gw, path, {"sort": "createdAt"})

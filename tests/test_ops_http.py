@@ -26,6 +26,7 @@ from gateway.store import jobs as jobq
 from gateway.store.queries import kv_set, status
 
 from conftest import make_mail, wait_for, wait_processed
+from helpers.waiting import wait_idle
 
 
 def _send_all(port: int) -> None:
@@ -57,6 +58,7 @@ async def _get(gw, path: str) -> tuple[int, str]:
 async def test_metrics_count_what_the_test_did(gateway):
     await asyncio.to_thread(_send_all, gateway.smtp_port)
     await wait_processed(gateway, 3)
+    await wait_idle(gateway)  # a job's timing is counted after its store write: wait for it
     status, text = await _get(gateway, "/metrics")
     assert status == 200
     m = _samples(text)
