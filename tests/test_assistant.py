@@ -297,7 +297,7 @@ async def chat_server(aiohttp_server):
         body = await request.json()
         state["requests"].append((request.headers.get("Authorization"), body))
         if state["delay"]:
-            await asyncio.sleep(state["delay"])
+            await asyncio.sleep(state["delay"])  # the subject: a slow model endpoint
         return web.json_response(_completion(state["answer"]))
 
     app = web.Application()

@@ -7,6 +7,8 @@ import dataclasses
 import re
 import smtplib
 
+import pytest
+
 from gateway.mail.normalise import header_block_size, normalise
 from gateway.service import Gateway
 
@@ -14,6 +16,7 @@ from conftest import wait_processed
 from helpers.corpora import mail_files
 
 
+@pytest.mark.slow  # about 10 s: every corpus mail through SMTP and the worker
 async def test_every_corpus_mail_is_accepted_processed_and_kept(settings):
     files = mail_files()
     smtp = dataclasses.replace(settings.smtp, max_message_size=25 * 1024 * 1024)
