@@ -12,9 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import ConfigError, RelaySettings, Secret, load_settings
-from gateway.service import Gateway
 
-from conftest import make_mail, wait_for, write_config
+from conftest import make_mail, start_gateway, wait_for, write_config
 from hubspot_helpers import api, conversation_of, hand_off, send
 
 
@@ -41,8 +40,7 @@ async def test_reply_is_dkim_signed(hub_settings, tmp_path: Path):
         dkim_domain="example.com",
         dkim_key=Secret(pem),
     )
-    gw = Gateway(dataclasses.replace(hub_settings, relay=relay))
-    await gw.start()
+    gw = await start_gateway(dataclasses.replace(hub_settings, relay=relay))
     try:
         await send(gw, make_mail(message_id="dkim1@customer.test"), 1)
         h = await hand_off(gw, await conversation_of(gw, "dkim1@customer.test"))

@@ -15,7 +15,7 @@ from gateway.service import Gateway
 from gateway.store.hubspot import request_handoff
 from gateway.store.queries import kv_get
 
-from conftest import make_mail, wait_for, wait_processed
+from conftest import make_mail, start_gateway, wait_for, wait_processed
 from hubspot_helpers import (
     admin,
     all_objects,
@@ -398,8 +398,7 @@ async def test_assistant_escalation_reaches_hubspot_with_reason_sentiment_langua
             debounce=0.2,
         ),
     )
-    gw = Gateway(s)
-    await gw.start()
+    gw = await start_gateway(s)
     try:
         await send(
             gw,

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP
 from gateway.config import Settings, SignatureSettings
 from gateway.service import Gateway
 
-from conftest import make_mail, wait_for
+from conftest import make_mail, start_gateway, wait_for
 from hubspot_helpers import api, conversation_of, hand_off, send, thread_messages
 from mailservers import mail_servers  # noqa: F401  (fixture)
 
@@ -22,9 +22,7 @@ AGENT = "A-301"
 
 
 async def _start(settings: Settings) -> Gateway:
-    gw = Gateway(settings)
-    await gw.start()
-    return gw
+    return await start_gateway(settings)  # retries if hub_settings' HTTP port was taken
 
 
 def _with_relay(hub_settings: Settings, relay) -> Settings:
