@@ -5,6 +5,7 @@ No behaviour lives here, so every module can import it without pulling in I/O.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 
@@ -79,6 +80,20 @@ class IncomingMail:
     sha256: str  # of the normalised raw: with mailbox and message_id, the intake key
     peer: str = ""
     helo: str = ""
+
+
+class JobKind(enum.StrEnum):
+    """Every job kind, named once. The values are what the `jobs.kind` column holds, so they
+    never change (a renamed value would orphan the jobs already stored under the old one).
+    The store enqueues some of them inside its own transactions, hence this low home."""
+
+    PROCESS_MAIL = "process_mail"  # parse, classify and thread one accepted raw mail
+    ASSIST = "assist"  # the assistant's decision on a conversation
+    HANDOFF = "handoff"  # open the HubSpot thread for a conversation
+    PUBLISH = "hubspot_publish"  # later customer mails on a handed-off conversation
+    REP_REPLY = "rep_reply"  # a rep's HubSpot reply, to be mailed to the customer
+    BOUNCE = "bounce_report"  # a bounce of one of our replies, reported on the thread
+    SEND_REPLY = "send_reply"  # compose and relay one reply
 
 
 @dataclass(frozen=True)

@@ -30,23 +30,20 @@ from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
 from gateway.hubspot.setup import SETUP_KEY, run_setup
 from gateway.intake.imap import ImapIntake
 from gateway.intake.smtp import Gate, start_smtp
-from gateway.jobs.assist import ASSIST_JOB, AssistJob, build_assistant, handoff_facts
+from gateway.jobs.assist import AssistJob, build_assistant, handoff_facts
 from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.imap_forwarding import forwarding_recorder
 from gateway.jobs.process_mail import MailProcessor
-from gateway.jobs.rep_reply import BOUNCE_JOB, ReplyRunner
-from gateway.jobs.send_reply import SEND_REPLY_JOB, Outbound
+from gateway.jobs.rep_reply import ReplyRunner
+from gateway.jobs.send_reply import Outbound
 from gateway.logs import log_context, register_secrets
 from gateway.metrics import Metrics, Sources, hubspot_budget_left
-from gateway.models import BOUNCE
+from gateway.models import BOUNCE, JobKind
 from gateway.relay.outbox import capture_dir
 from gateway.relay.sender import RelaySender
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
-from gateway.store.hubspot import HANDOFF_JOB, PUBLISH_JOB
-from gateway.store.intake import PROCESS_JOB
 from gateway.store.queries import ensure_secret, kv_set
-from gateway.store.replies import REP_REPLY_JOB
 from gateway.systemd import Notifier
 from gateway.web import WebState, create_app
 from gateway.worker import Worker
@@ -133,13 +130,13 @@ class Gateway:
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
         handlers = {
-            PROCESS_JOB: processor,
-            ASSIST_JOB: self._assist_job,  # through self.assist: SIGHUP swaps the assistant
-            HANDOFF_JOB: self.handoff.handoff_job,
-            PUBLISH_JOB: self.handoff.publish_job,
-            REP_REPLY_JOB: self.replies.rep_reply_job,
-            BOUNCE_JOB: self.replies.bounce_job,
-            SEND_REPLY_JOB: self.outbound.send_reply_job,
+            JobKind.PROCESS_MAIL: processor,
+            JobKind.ASSIST: self._assist_job,  # through self.assist: SIGHUP swaps the assistant
+            JobKind.HANDOFF: self.handoff.handoff_job,
+            JobKind.PUBLISH: self.handoff.publish_job,
+            JobKind.REP_REPLY: self.replies.rep_reply_job,
+            JobKind.BOUNCE: self.replies.bounce_job,
+            JobKind.SEND_REPLY: self.outbound.send_reply_job,
         }
         self.worker = Worker(
             store,
@@ -212,13 +209,16 @@ class Gateway:
         def enqueue(db) -> None:
             if db.execute("SELECT 1 FROM handoffs WHERE conversation_id = ?", [conv_id]).fetchone():
                 jobq.enqueue(
-                    db, PUBLISH_JOB, {"conversation_id": conv_id}, dedupe_key=f"publish:{row_id}"
+                    db,
+                    JobKind.PUBLISH,
+                    {"conversation_id": conv_id},
+                    dedupe_key=f"publish:{row_id}",
                 )
             if bounce:
                 raw_id = db.execute(
                     "SELECT raw_id FROM messages WHERE id = ?", [row_id]
                 ).fetchone()[0]
-                jobq.enqueue(db, BOUNCE_JOB, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
+                jobq.enqueue(db, JobKind.BOUNCE, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
 
         # also when already_done: a crash may have come between the record and this hook;
         # the dedupe keys make a second enqueue a no-op

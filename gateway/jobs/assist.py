@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from gateway.config import AssistantSettings
 from gateway.mail.addresses import address_key
-from gateway.models import NO_AUTOMATION, Job
+from gateway.models import NO_AUTOMATION, Job, JobKind
 from gateway.pipeline.assistant import (
     ESCALATE,
     REPLY,
@@ -47,9 +47,6 @@ from gateway.store.mail import Recorded
 
 log = logging.getLogger(__name__)
 
-ASSIST_JOB = "assist"
-HANDOFF_JOB = "handoff"
-SEND_REPLY_JOB = "send_reply"
 ASSISTANT_AUTHOR = "Assistant"
 
 
@@ -215,7 +212,7 @@ def apply_decision(
         db.execute("UPDATE conversations SET summary = ? WHERE id = ?", [decision.summary, conv.id])
         jobq.enqueue(
             db,
-            SEND_REPLY_JOB,
+            JobKind.SEND_REPLY,
             {
                 "conversation_id": conv.id,
                 "markdown": decision.markdown,
@@ -242,7 +239,7 @@ def apply_decision(
     )
     jobq.enqueue(
         db,
-        HANDOFF_JOB,
+        JobKind.HANDOFF,
         {"conversation_id": conv.id, "reason": facts.reason, "trigger": "assistant"},
         dedupe_key=f"handoff:{conv.id}",
     )
@@ -342,7 +339,7 @@ class AssistJob:
                 store_signals(db, row_id, signals)
             jobq.enqueue(
                 db,
-                ASSIST_JOB,
+                JobKind.ASSIST,
                 {"conversation_id": cid, "message_row_id": row_id},
                 dedupe_key=f"assist:{cid}:{row_id}",
                 run_after=due,

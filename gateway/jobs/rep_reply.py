@@ -35,7 +35,6 @@ from gateway.store.hubspot import is_our_hubspot_message
 
 log = logging.getLogger(__name__)
 
-BOUNCE_JOB = "bounce_report"
 ATTACHMENT_BUDGET = 20 * 1024 * 1024  # all of a reply's files together, before MIME encoding
 _DIAG = re.compile(r"^(?:Diagnostic-Code|Status|Action):[ \t]*(.+)$", re.I | re.M)
 

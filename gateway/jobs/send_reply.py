@@ -23,8 +23,6 @@ from gateway.store.outbound import get_by_source_key
 
 log = logging.getLogger(__name__)
 
-SEND_REPLY_JOB = "send_reply"
-
 
 def _conversation(db, conversation_id: int) -> tuple[Conversation, dict[str, Any]]:
     row = db.execute(

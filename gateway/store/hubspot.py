@@ -8,11 +8,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from gateway.errors import NotFound
+from gateway.models import JobKind
 from gateway.store import jobs as jobq
 from gateway.store.db import now_iso
-
-HANDOFF_JOB = "handoff"
-PUBLISH_JOB = "hubspot_publish"  # later customer mails on a handed-off conversation
 
 _STEP_COLUMNS = {
     "contact_id",
@@ -34,7 +32,7 @@ def request_handoff(db: Database, conversation_id: int, *, reason: str, trigger:
     new = ensure_handoff(db, conversation_id, reason=reason, trigger=trigger)
     jobq.enqueue(
         db,
-        HANDOFF_JOB,
+        JobKind.HANDOFF,
         {"conversation_id": conversation_id, "reason": reason, "trigger": trigger},
         dedupe_key=f"handoff:{conversation_id}",
     )

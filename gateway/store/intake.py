@@ -6,11 +6,9 @@ import json
 
 from sqlite_utils import Database
 
-from gateway.models import IncomingMail
+from gateway.models import IncomingMail, JobKind
 from gateway.store.db import now_iso
 from gateway.store.jobs import enqueue
-
-PROCESS_JOB = "process_mail"
 
 
 def accept_raw(db: Database, mail: IncomingMail) -> tuple[int, bool]:
@@ -44,5 +42,5 @@ def accept_raw(db: Database, mail: IncomingMail) -> tuple[int, bool]:
         ],
     )
     raw_id = cur.lastrowid
-    enqueue(db, PROCESS_JOB, {"raw_id": raw_id}, dedupe_key=f"process:{raw_id}")
+    enqueue(db, JobKind.PROCESS_MAIL, {"raw_id": raw_id}, dedupe_key=f"process:{raw_id}")
     return raw_id, False

@@ -12,10 +12,10 @@ import time
 from sqlite_utils import Database
 
 from gateway.errors import NotFound
+from gateway.models import JobKind
 from gateway.store import imap_state
 from gateway.store import jobs as jobq
 from gateway.store.db import now_iso
-from gateway.store.intake import PROCESS_JOB
 
 
 def status(db: Database) -> dict:
@@ -238,7 +238,10 @@ def retry_quarantined(db: Database, quarantine_id: int) -> int:
     db.execute("UPDATE quarantine SET state = 'retried' WHERE id = ?", [quarantine_id])
     db.execute("UPDATE raw_mails SET state = 'pending' WHERE id = ?", [raw_id])
     return jobq.enqueue(
-        db, PROCESS_JOB, {"raw_id": raw_id}, dedupe_key=f"process:{raw_id}:retry:{quarantine_id}"
+        db,
+        JobKind.PROCESS_MAIL,
+        {"raw_id": raw_id},
+        dedupe_key=f"process:{raw_id}:retry:{quarantine_id}",
     )
 
 

@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from gateway.models import JobKind
 from gateway.store import jobs as jobq
 from gateway.store.db import now_iso
-
-REP_REPLY_JOB = "rep_reply"
 
 
 def record_announced(
@@ -38,7 +37,7 @@ def record_announced(
         return False
     jobq.enqueue(
         db,
-        REP_REPLY_JOB,
+        JobKind.REP_REPLY,
         {"hubspot_message_id": hubspot_message_id},
         dedupe_key=f"rep-reply:{hubspot_message_id}",
     )
