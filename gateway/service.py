@@ -34,6 +34,7 @@ from gateway.jobs.assist import AssistJob, build_assistant, handoff_facts
 from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.imap_forwarding import forwarding_recorder
 from gateway.jobs.process_mail import MailProcessor
+from gateway.jobs.registry import job_registry
 from gateway.jobs.rep_reply import ReplyRunner
 from gateway.jobs.send_reply import Outbound
 from gateway.logs import log_context, register_secrets
@@ -129,18 +130,22 @@ class Gateway:
         )
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
-        handlers = {
-            JobKind.PROCESS_MAIL: processor,
-            JobKind.ASSIST: self._assist_job,  # through self.assist: SIGHUP swaps the assistant
-            JobKind.HANDOFF: self.handoff.handoff_job,
-            JobKind.PUBLISH: self.handoff.publish_job,
-            JobKind.REP_REPLY: self.replies.rep_reply_job,
-            JobKind.BOUNCE: self.replies.bounce_job,
-            JobKind.SEND_REPLY: self.outbound.send_reply_job,
-        }
+        registry = job_registry(
+            process_mail=processor,
+            assist=assist,  # reload() swaps its settings and assistant in place
+            handoff=self.handoff.handoff_job,
+            publish=self.handoff.publish_job,
+            rep_reply=self.replies.rep_reply_job,
+            bounce=self.replies.bounce_job,
+            send_reply=self.outbound.send_reply_job,
+            worker=s.worker,
+        )
         self.worker = Worker(
             store,
-            {kind: metrics.job(kind, _with_ids(fn)) for kind, fn in handlers.items()},
+            {
+                kind: dataclasses.replace(spec, handler=metrics.job(kind, _with_ids(spec.handler)))
+                for kind, spec in registry.items()
+            },
             s.worker,
         )
         if self.sandbox is not None:
@@ -224,9 +229,6 @@ class Gateway:
         # the dedupe keys make a second enqueue a no-op
         await self.store.write(enqueue)
         self.worker.wake()
-
-    async def _assist_job(self, job) -> None:
-        await self.assist(job)
 
     def _smtp_listening(self) -> bool:
         server, gate = self.smtp_server, self.gate

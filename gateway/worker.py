@@ -2,7 +2,9 @@
 
 Modelled on arq: a timeout around every job, bounded tries, a graceful drain on stop (stop
 claiming, let running jobs finish within a deadline), and a burst mode that drains whatever
-is due and returns, which is what tests and `mail-gateway process --burst` use.
+is due and returns, which is what tests and `mail-gateway process --burst` use. Timeout, tries
+and a concurrency cap are per kind, from the registry (jobs/registry.py); a kind at its cap is
+not claimed, so other kinds run in the free slots.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Mapping
 
 from gateway.config import WorkerSettings
 from gateway.errors import Deferred, PermanentError
+from gateway.jobs.registry import JobSpec
 from gateway.models import Job
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Job], Awaitable[None]]
 
 
 def backoff(attempts: int, first: float = 5.0) -> float:
@@ -31,12 +33,17 @@ def backoff(attempts: int, first: float = 5.0) -> float:
 
 
 class Worker:
-    def __init__(self, store: Store, handlers: dict[str, Handler], settings: WorkerSettings):
+    def __init__(self, store: Store, registry: Mapping[str, JobSpec], settings: WorkerSettings):
         self.store = store
-        self.handlers = handlers
+        self.registry = registry
         self.settings = settings
         self._wake = asyncio.Event()
         self._stopping = False
+        self._running: Counter[str] = Counter()  # jobs in flight per kind, for the caps
+        self._claiming = asyncio.Lock()  # caps are read and counted in one step
+        # a lease outlives the longest timeout, so a running job is never claimed twice
+        longest = max((spec.timeout or 0.0 for spec in registry.values()), default=0.0)
+        self.lease_seconds = max(float(settings.lease_seconds), longest / 0.8)
         self.ran = 0
         self.failed = 0
 
@@ -53,19 +60,44 @@ class Worker:
         loops = [self._loop(burst) for _ in range(self.settings.concurrency)]
         await asyncio.gather(*loops)
 
+    def _at_cap(self) -> list[str]:
+        """Kinds with as many jobs running as their cap allows: not to be claimed now."""
+        return sorted(
+            kind
+            for kind, spec in self.registry.items()
+            if spec.concurrency is not None and self._running[kind] >= spec.concurrency
+        )
+
+    async def _claim(self) -> Job | None:
+        lease = self.lease_seconds
+        async with self._claiming:
+            full = self._at_cap()
+            job = await self.store.write(
+                lambda db: jobq.claim(db, lease_seconds=lease, exclude_kinds=full)
+            )
+            if job is not None:
+                self._running[job.kind] += 1
+        return job
+
     async def _loop(self, burst: bool) -> None:
-        lease = self.settings.lease_seconds
         while not self._stopping:
-            job = await self.store.write(lambda db: jobq.claim(db, lease_seconds=lease))
+            job = await self._claim()
             if job is None:
                 if burst:
                     return
                 await self._idle()
                 continue
-            await self.run_job(job)
+            try:
+                await self.run_job(job)
+            finally:
+                self._running[job.kind] -= 1
+                spec = self.registry.get(job.kind)
+                if spec is not None and spec.concurrency is not None:
+                    self._wake.set()  # a slot of a capped kind is free: idle loops look again
 
     async def _idle(self) -> None:
-        due = await self.store.read(jobq.next_due)
+        full = self._at_cap()
+        due = await self.store.read(lambda db: jobq.next_due(db, exclude_kinds=full))
         wait = 5.0 if due is None else max(0.05, min(5.0, due - time.time()))
         self._wake.clear()
         if self._stopping:  # stop() may have set the event just before the clear above
@@ -76,16 +108,18 @@ class Worker:
             pass
 
     async def run_job(self, job: Job) -> None:
-        handler = self.handlers.get(job.kind)
-        if handler is None:
+        spec = self.registry.get(job.kind)
+        if spec is None:
             await self.store.write(
                 lambda db: jobq.bury(db, job.id, error=f"no handler for job kind {job.kind!r}")
             )
             return
-        timeout = self.settings.lease_seconds * 0.8  # finish (or fail) before the lease expires
+        # finish (or fail) before the lease expires
+        timeout = spec.timeout if spec.timeout is not None else self.lease_seconds * 0.8
+        max_tries = spec.max_tries if spec.max_tries is not None else self.settings.max_attempts
         try:
             async with asyncio.timeout(timeout):
-                await handler(job)
+                await spec.handler(job)
         except asyncio.CancelledError:
             raise  # the lease expires and another run picks it up
         except Deferred as exc:
@@ -100,7 +134,7 @@ class Worker:
         except Exception as exc:
             self.failed += 1
             error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, PermanentError) or job.attempts >= self.settings.max_attempts:
+            if isinstance(exc, PermanentError) or job.attempts >= max_tries:
                 log.error(
                     "job %s (%s) dead after %d tries: %s", job.id, job.kind, job.attempts, error
                 )

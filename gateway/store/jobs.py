@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from sqlite_utils import Database
 
@@ -40,19 +41,37 @@ def enqueue(
     return cur.lastrowid
 
 
-def claim(db: Database, *, lease_seconds: float, now: float | None = None) -> Job | None:
+def _not_kinds(exclude_kinds: Sequence[str]) -> tuple[str, list[str]]:
+    """The SQL term (and its parameters) that leaves out the given job kinds."""
+    if not exclude_kinds:
+        return "", []
+    marks = ", ".join("?" for _ in exclude_kinds)
+    return f" AND kind NOT IN ({marks})", [str(k) for k in exclude_kinds]
+
+
+def claim(
+    db: Database,
+    *,
+    lease_seconds: float,
+    now: float | None = None,
+    exclude_kinds: Sequence[str] = (),
+) -> Job | None:
     """Take the next due job: queued and due, or running with an expired lease.
 
+    `exclude_kinds` are kinds the worker will not start now (at their concurrency cap); their
+    jobs stay queued and the next job of another kind is taken instead.
     The `state IN (...)` term lets SQLite use the partial index idx_jobs_due; without it the
     OR makes every claim scan the whole table (every finished job ever).
     """
     now = time.time() if now is None else now
+    not_kinds, kinds = _not_kinds(exclude_kinds)
     row = db.execute(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
         "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'running') "
-        "AND ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until < ?)) "
-        "ORDER BY run_after, id LIMIT 1) RETURNING id, kind, payload, attempts, dedupe_key",
-        [now + lease_seconds, now_iso(now), now, now],
+        "AND ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until < ?))"
+        f"{not_kinds} ORDER BY run_after, id LIMIT 1) "
+        "RETURNING id, kind, payload, attempts, dedupe_key",
+        [now + lease_seconds, now_iso(now), now, now, *kinds],
     ).fetchone()
     if row is None:
         return None
@@ -61,11 +80,17 @@ def claim(db: Database, *, lease_seconds: float, now: float | None = None) -> Jo
     )
 
 
-def next_due(db: Database) -> float | None:
-    """When the next job becomes due (or its lease expires): lets an idle worker sleep."""
+def next_due(db: Database, *, exclude_kinds: Sequence[str] = ()) -> float | None:
+    """When the next job becomes due (or its lease expires): lets an idle worker sleep.
+
+    Kinds at their cap are left out (as claim() leaves them out); the worker wakes itself
+    when one of their jobs finishes.
+    """
+    not_kinds, kinds = _not_kinds(exclude_kinds)
     row = db.execute(
         "SELECT MIN(CASE state WHEN 'queued' THEN run_after ELSE lease_until END) FROM jobs "
-        "WHERE state IN ('queued', 'running')"
+        f"WHERE state IN ('queued', 'running'){not_kinds}",
+        kinds,
     ).fetchone()
     return row[0] if row and row[0] is not None else None
 
