@@ -19,10 +19,10 @@ A reply beyond `rate_limit` per sender and `rate_window` becomes an escalation i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -41,8 +41,9 @@ from gateway.pipeline.assistant import (
 )
 from gateway.pipeline.assistant.signals import Signals, analyse
 from gateway.pipeline.assistant.summary import extractive_summary
+from gateway.store import assistant as st
 from gateway.store import jobs as jobq
-from gateway.store.db import Store, now_iso
+from gateway.store.db import Store
 from gateway.store.mail import Recorded
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def build_assistant(settings: AssistantSettings) -> Assistant:
     return Assistant(settings, backend)
 
 
-# --------------------------------------------------------------------------- store verbs
+# ------------------------------------------------------- reading and writing the decision
 
 
 @dataclass(frozen=True)
@@ -83,77 +84,57 @@ class AssistState:
 def load_state(
     db: Database, conversation_id: int, message_row_id: int, settings: AssistantSettings
 ) -> AssistState | None:
-    conv = load_view(db, conversation_id)
-    if conv is None:
+    row = st.conversation(db, conversation_id)
+    if row is None:
         return None
-    escalated_at = db.execute(
-        "SELECT escalated_at FROM conversations WHERE id = ?", [conversation_id]
-    ).fetchone()[0]
+    conv = _view(db, conversation_id, row)
     since = time.time() - settings.rate_window
-    sender_replies = db.execute(
-        "SELECT COUNT(*) FROM assistant_decisions WHERE sender = ? AND action = ? "
-        "AND created_ts >= ?",
-        [address_key(conv.customer_email), REPLY, since],
-    ).fetchone()[0]
-    return AssistState(conv, _skip(conv, message_row_id, escalated_at), sender_replies)
+    sender_replies = st.decisions_since(db, address_key(conv.customer_email), REPLY, since)
+    return AssistState(conv, _skip(conv, message_row_id, row["escalated_at"]), sender_replies)
 
 
 def load_view(db: Database, conversation_id: int) -> ConversationView | None:
     """The conversation as the assistant (and the handoff's facts) read it."""
-    row = db.execute(
-        "SELECT subject, status, customer_email, customer_name FROM conversations WHERE id = ?",
-        [conversation_id],
-    ).fetchone()
-    if row is None:
-        return None
-    subject, status, customer_email, customer_name = row
-    messages = []
-    for r in db.execute(
-        "SELECT id, direction, subject, new_text, text, sender_email, sender_name, author, "
-        "annotations, attachments, sentiment, sentiment_label, language, created_at "
-        "FROM messages WHERE conversation_id = ? ORDER BY id",
-        [conversation_id],
-    ):
-        attachments = tuple(
-            a.get("filename") or a.get("content_type", "attachment")
-            for a in json.loads(r[9] or "[]")
-            if not a.get("inline")
+    row = st.conversation(db, conversation_id)
+    return None if row is None else _view(db, conversation_id, row)
+
+
+def _view(db: Database, conversation_id: int, row: dict[str, Any]) -> ConversationView:
+    messages = tuple(
+        MessageView(
+            id=m["id"],
+            direction=m["direction"],
+            subject=m["subject"] or "",
+            text=(m["new_text"] if m["new_text"] and m["new_text"].strip() else m["text"]) or "",
+            sender_email=m["sender_email"] or "",
+            sender_name=m["sender_name"] or "",
+            author=m["author"] or "",
+            annotations=frozenset(m["annotations"]),
+            attachments=tuple(
+                a.get("filename") or a.get("content_type", "attachment")
+                for a in m["attachments"]
+                if not a.get("inline")
+            ),
+            sentiment=m["sentiment"],
+            sentiment_label=m["sentiment_label"] or "",
+            language=m["language"] or "",
+            created_at=m["created_at"] or "",
         )
-        messages.append(
-            MessageView(
-                id=r[0],
-                direction=r[1],
-                subject=r[2] or "",
-                text=(r[3] if r[3] and r[3].strip() else r[4]) or "",
-                sender_email=r[5] or "",
-                sender_name=r[6] or "",
-                author=r[7] or "",
-                annotations=frozenset(json.loads(r[8] or "[]")),
-                attachments=attachments,
-                sentiment=r[10],
-                sentiment_label=r[11] or "",
-                language=r[12] or "",
-                created_at=r[13] or "",
-            )
-        )
-    decisions = db.execute(
-        "SELECT message_row_id, action, source FROM assistant_decisions "
-        "WHERE conversation_id = ? ORDER BY id",
-        [conversation_id],
-    ).fetchall()
+        for m in st.messages(db, conversation_id)
+    )
+    decisions = st.decisions(db, conversation_id)
     replies = [d for d in decisions if d[1] == REPLY]
-    conv = ConversationView(
+    return ConversationView(
         id=conversation_id,
-        subject=subject or "",
-        status=status,
-        customer_email=customer_email or "",
-        customer_name=customer_name or "",
-        messages=tuple(messages),
+        subject=row["subject"] or "",
+        status=row["status"],
+        customer_email=row["customer_email"] or "",
+        customer_name=row["customer_name"] or "",
+        messages=messages,
         assistant_replies=len(replies),
         assistant_answers=tuple(f"“{d[2]}”" for d in replies if d[2]),
         answered_upto=max((d[0] for d in decisions), default=0),
     )
-    return conv
 
 
 def _skip(conv: ConversationView, message_row_id: int, escalated_at: str | None) -> str:
@@ -177,9 +158,12 @@ def _skip(conv: ConversationView, message_row_id: int, escalated_at: str | None)
 
 
 def store_signals(db: Database, message_row_id: int, signals: Signals) -> None:
-    db.execute(
-        "UPDATE messages SET sentiment = ?, sentiment_label = ?, language = ? WHERE id = ?",
-        [signals.sentiment, signals.sentiment_label, signals.language, message_row_id],
+    st.store_signals(
+        db,
+        message_row_id,
+        sentiment=signals.sentiment,
+        sentiment_label=signals.sentiment_label,
+        language=signals.language,
     )
 
 
@@ -189,27 +173,21 @@ def apply_decision(
     """Record the decision and enqueue its job, once; False when it was recorded already."""
     if decision.action not in (REPLY, ESCALATE):
         return False
-    cur = db.execute(
-        "INSERT OR IGNORE INTO assistant_decisions (conversation_id, message_row_id, sender, "
-        "action, reasons, confidence, source, markdown, created_at, created_ts) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            conv.id,
-            message_row_id,
-            address_key(conv.customer_email),
-            decision.action,
-            json.dumps(list(decision.reasons)),
-            decision.confidence,
-            decision.source,
-            decision.markdown,
-            now_iso(),
-            time.time(),
-        ],
+    kept = st.record_decision(
+        db,
+        conversation_id=conv.id,
+        message_row_id=message_row_id,
+        sender=address_key(conv.customer_email),
+        action=decision.action,
+        reasons=list(decision.reasons),
+        confidence=decision.confidence,
+        source=decision.source,
+        markdown=decision.markdown,
     )
-    if cur.rowcount == 0:
+    if not kept:
         return False
     if decision.action == REPLY:
-        db.execute("UPDATE conversations SET summary = ? WHERE id = ?", [decision.summary, conv.id])
+        st.set_summary(db, conv.id, decision.summary)
         jobq.enqueue(
             db,
             JobKind.SEND_REPLY,
@@ -224,18 +202,14 @@ def apply_decision(
         )
         return True
     facts = escalation_facts_for(conv, decision)
-    db.execute(
-        "UPDATE conversations SET escalation_reason = ?, summary = ?, sentiment = ?, "
-        "sentiment_label = ?, language = ?, escalated_at = ? WHERE id = ?",
-        [
-            facts.reason,
-            facts.summary,
-            facts.sentiment,
-            facts.sentiment_label,
-            facts.language,
-            now_iso(),
-            conv.id,
-        ],
+    st.record_escalation(
+        db,
+        conv.id,
+        reason=facts.reason,
+        summary=facts.summary,
+        sentiment=facts.sentiment,
+        sentiment_label=facts.sentiment_label,
+        language=facts.language,
     )
     jobq.enqueue(
         db,
@@ -296,20 +270,16 @@ def handoff_facts(db: Database, conversation_id: int, reason: str) -> Escalation
 
 def escalation_facts(db: Database, conversation_id: int) -> EscalationFacts | None:
     """The stored escalation facts of a conversation (for the handoff's comment and ticket)."""
-    row = db.execute(
-        "SELECT escalation_reason, sentiment, sentiment_label, language, summary "
-        "FROM conversations WHERE id = ?",
-        [conversation_id],
-    ).fetchone()
+    row = st.conversation(db, conversation_id)
     if row is None:
         return None
     return EscalationFacts(
         conversation_id=conversation_id,
-        reason=row[0] or "",
-        sentiment=row[1],
-        sentiment_label=row[2] or "",
-        language=row[3] or "",
-        summary=row[4] or "",
+        reason=row["escalation_reason"] or "",
+        sentiment=row["sentiment"],
+        sentiment_label=row["sentiment_label"] or "",
+        language=row["language"] or "",
+        summary=row["summary"] or "",
     )
 
 
@@ -349,16 +319,10 @@ class AssistJob:
 
     async def _signals(self, row_id: int) -> Signals | None:
         try:
-            text = await self.store.read(
-                lambda db: db.execute(
-                    "SELECT COALESCE(NULLIF(TRIM(new_text), ''), text, '') FROM messages "
-                    "WHERE id = ?",
-                    [row_id],
-                ).fetchone()
-            )
+            text = await self.store.read(lambda db: st.customer_text(db, row_id))
             if text is None:
                 return None
-            return await asyncio.to_thread(analyse, text[0] or "")
+            return await asyncio.to_thread(analyse, text)
         except Exception:  # the signals are context, never a reason to lose the decision
             log.exception("message %s: sentiment/language failed", row_id)
             return None
