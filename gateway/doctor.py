@@ -54,20 +54,10 @@ async def check_store(run: DoctorRun) -> Check:
     if not path.exists():
         return Check("store", FAIL, f"{path} does not exist", fix)
 
-    def probe() -> list[str]:
-        from gateway.store.db import connect
-        from gateway.store.schema import migrations
-
-        db = connect(path, migrate=False)
-        try:
-            db.conn.execute("BEGIN IMMEDIATE")
-            db.conn.execute("ROLLBACK")
-            return [m.name for m in migrations.pending(db)]
-        finally:
-            db.conn.close()
+    from gateway.store.db import pending_migrations
 
     try:
-        pending = await asyncio.to_thread(probe)
+        pending = await asyncio.to_thread(pending_migrations, path)
     except (sqlite3.Error, OSError) as exc:
         return Check("store", FAIL, f"{path}: {exc}", fix)
     if pending:

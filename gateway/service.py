@@ -39,11 +39,12 @@ from gateway.jobs.rep_reply import ReplyRunner
 from gateway.jobs.send_reply import Outbound
 from gateway.logs import log_context, register_secrets
 from gateway.metrics import Metrics, Sources, hubspot_budget_left
-from gateway.models import BOUNCE, JobKind
+from gateway.models import BOUNCE
 from gateway.relay.outbox import capture_dir
 from gateway.relay.sender import RelaySender
 from gateway.store import jobs as jobq
 from gateway.store.db import Store
+from gateway.store.hubspot import follow_up_mail
 from gateway.store.queries import ensure_secret, kv_set
 from gateway.systemd import Notifier
 from gateway.web import WebState, create_app
@@ -211,23 +212,9 @@ class Gateway:
         conv_id, row_id = recorded.conversation_id, recorded.message_row_id
         bounce = BOUNCE in annotations
 
-        def enqueue(db) -> None:
-            if db.execute("SELECT 1 FROM handoffs WHERE conversation_id = ?", [conv_id]).fetchone():
-                jobq.enqueue(
-                    db,
-                    JobKind.PUBLISH,
-                    {"conversation_id": conv_id},
-                    dedupe_key=f"publish:{row_id}",
-                )
-            if bounce:
-                raw_id = db.execute(
-                    "SELECT raw_id FROM messages WHERE id = ?", [row_id]
-                ).fetchone()[0]
-                jobq.enqueue(db, JobKind.BOUNCE, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
-
         # also when already_done: a crash may have come between the record and this hook;
         # the dedupe keys make a second enqueue a no-op
-        await self.store.write(enqueue)
+        await self.store.write(lambda db: follow_up_mail(db, conv_id, row_id, bounce=bounce))
         self.worker.wake()
 
     def _smtp_listening(self) -> bool:

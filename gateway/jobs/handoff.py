@@ -29,7 +29,7 @@ from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
 from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
 from gateway.mail.parse import parse_mail
-from gateway.models import Job
+from gateway.models import Job, JobKind
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (
     channel_message,
@@ -42,7 +42,9 @@ from gateway.pipeline.handoff import (
     transcript_html,
 )
 from gateway.store import hubspot as hs_store
+from gateway.store import jobs as jobq
 from gateway.store.db import Store
+from gateway.store.intake import raw_bytes
 from gateway.store.queries import kv_get, kv_set
 
 log = logging.getLogger(__name__)
@@ -245,9 +247,9 @@ class HandoffRunner:
         if not wanted or not msg.get("raw_id"):
             return []
         raw_id = msg["raw_id"]
-        raw = await self.store.read(
-            lambda db: db.execute("SELECT raw FROM raw_mails WHERE id = ?", [raw_id]).fetchone()[0]
-        )
+        raw = await self.store.read(lambda db: raw_bytes(db, raw_id))
+        if raw is None:
+            return []
         parsed = await asyncio.to_thread(parse_mail, raw)
         by_hash = {a.sha256: a for a in parsed.attachments if a.data}
         ids: list[str] = []
@@ -410,11 +412,7 @@ class HandoffRunner:
             return
         # a new ticket for the same conversation: its key counts the tickets so far
         n = await self.store.read(
-            lambda db: db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE kind = 'hubspot_publish' "
-                "AND json_extract(payload, '$.conversation_id') = ?",
-                [conv["id"]],
-            ).fetchone()[0]
+            lambda db: jobq.count_for_conversation(db, JobKind.PUBLISH, conv["id"])
         )
         key = f"{conv['token']}-{n}"
         summary = fallback_summary(conv)

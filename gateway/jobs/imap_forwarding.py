@@ -12,7 +12,7 @@ from __future__ import annotations
 from gateway.models import FORWARDING_CONFIRMATION, Address, ParsedMail
 from gateway.pipeline.classify import forwarding_confirmation_details
 from gateway.store.db import Store
-from gateway.store.imap_state import record_forwarding_confirmation
+from gateway.store.imap_state import forwarding_source, record_forwarding_confirmation
 from gateway.store.mail import Recorded
 
 
@@ -22,29 +22,22 @@ def forwarding_recorder(store: Store):
     async def hook(recorded: Recorded, annotations: frozenset[str]) -> None:
         if FORWARDING_CONFIRMATION not in annotations:
             return
-        row = await store.read(
-            lambda db: db.execute(
-                "SELECT m.raw_id, r.mailbox, r.received_at, m.subject, m.sender_email, "
-                "m.sender_name, m.text FROM messages m JOIN raw_mails r ON r.id = m.raw_id "
-                "WHERE m.id = ?",
-                [recorded.message_row_id],
-            ).fetchone()
-        )
+        row = await store.read(lambda db: forwarding_source(db, recorded.message_row_id))
         if row is None:
             return
-        raw_id, mailbox, received_at, subject, sender, name, text = row
+        sender, name = row["sender_email"], row["sender_name"]
         mail = ParsedMail(
             message_id="",
             in_reply_to=[],
             references=[],
-            subject=subject or "",
+            subject=row["subject"] or "",
             sender=Address(sender, name or "") if sender else None,
             reply_to=None,
             to=[],
             cc=[],
             delivered_to=[],
             date="",
-            text=text or "",
+            text=row["text"] or "",
             html="",
             new_text="",
             attachments=[],
@@ -52,7 +45,9 @@ def forwarding_recorder(store: Store):
         )
         details = forwarding_confirmation_details(mail) or {"provider": "unknown"}
         await store.write(
-            lambda db: record_forwarding_confirmation(db, raw_id, mailbox, details, received_at)
+            lambda db: record_forwarding_confirmation(
+                db, row["raw_id"], row["mailbox"], details, row["received_at"]
+            )
         )
 
     return hook

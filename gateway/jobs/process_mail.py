@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from gateway.models import Job, ParsedMail
 from gateway.pipeline.classify import classify
 from gateway.pipeline.conversations import thread_lookups
 from gateway.store.db import Store
+from gateway.store.intake import load_raw
 from gateway.store.mail import Recorded, quarantine, record_mail
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def parse_for_store(raw: bytes, envelope_from: str, rcpts: tuple[str, ...]) -> P
     parsed = parse_mail(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
     light = [dataclasses.replace(a, data=b"") for a in parsed.attachments]
     return dataclasses.replace(parsed, attachments=light)
+
 
 AfterRecord = Callable[[Recorded, frozenset[str]], Awaitable[None]]
 
@@ -51,25 +52,22 @@ class MailProcessor:
 
     async def __call__(self, job: Job) -> None:
         raw_id = job.payload["raw_id"]
-        row = await self.store.read(
-            lambda db: db.execute(
-                "SELECT mailbox, envelope_from, rcpt_tos, message_id, raw, state, source "
-                "FROM raw_mails WHERE id = ?",
-                [raw_id],
-            ).fetchone()
-        )
-        if row is None or row[5] == "quarantined":
+        stored = await self.store.read(lambda db: load_raw(db, raw_id))
+        if stored is None or stored.state == "quarantined":
             return
         # a 'processed' row is run again only after a crash between its record and the
         # after_record hooks (the job was not finished): record_mail returns the stored
         # message unchanged and the hooks, idempotent by their dedupe keys, run once more
-        mailbox, envelope_from, rcpt_json, message_id, raw, _state, source = row
-        if source != "smtp":
-            envelope_from = None  # unknown (IMAP), which classify tells apart from a null sender
-        rcpts = json.loads(rcpt_json or "[]")
+        # unknown for IMAP, which classify tells apart from a null sender ("")
+        envelope_from = stored.envelope_from if stored.source == "smtp" else None
         try:
             recorded, annotations = await self._process(
-                raw_id, mailbox, envelope_from, rcpts, message_id, raw
+                raw_id,
+                stored.mailbox,
+                envelope_from,
+                stored.rcpt_tos,
+                stored.message_id,
+                stored.raw,
             )
         except TransientError:
             raise

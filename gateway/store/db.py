@@ -51,6 +51,21 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
     return db
 
 
+def pending_migrations(path: str | Path) -> list[str]:
+    """For `mail-gateway doctor`: prove the store is writable (take the write lock, let it go)
+    and name the migrations not applied yet, without applying them.
+
+    Raises sqlite3.Error or OSError when the file cannot be opened or locked.
+    """
+    db = connect(path, migrate=False)
+    try:
+        db.conn.execute("BEGIN IMMEDIATE")
+        db.conn.execute("ROLLBACK")
+        return [m.name for m in migrations.pending(db)]
+    finally:
+        db.conn.close()
+
+
 class _Write:
     __slots__ = ("fn", "future", "loop")
 

@@ -39,6 +39,26 @@ def request_handoff(db: Database, conversation_id: int, *, reason: str, trigger:
     return new
 
 
+def follow_up_mail(
+    db: Database, conversation_id: int, message_row_id: int, *, bounce: bool
+) -> None:
+    """After a customer mail is recorded: publish it when its conversation was handed off
+    already, and report it when it is a bounce of one of our replies. Both enqueues are
+    idempotent (dedupe keys), so a crash before the job finished makes no second job."""
+    if db.execute("SELECT 1 FROM handoffs WHERE conversation_id = ?", [conversation_id]).fetchone():
+        jobq.enqueue(
+            db,
+            JobKind.PUBLISH,
+            {"conversation_id": conversation_id},
+            dedupe_key=f"publish:{message_row_id}",
+        )
+    if bounce:
+        raw_id = db.execute(
+            "SELECT raw_id FROM messages WHERE id = ?", [message_row_id]
+        ).fetchone()[0]
+        jobq.enqueue(db, JobKind.BOUNCE, {"raw_id": raw_id}, dedupe_key=f"bounce:{raw_id}")
+
+
 def ensure_handoff(db: Database, conversation_id: int, *, reason: str, trigger: str) -> bool:
     """The handoff's record of steps; a handoff job enqueued by anyone creates it on first run."""
     if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():

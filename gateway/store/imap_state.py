@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -166,6 +167,24 @@ def clear_after(db: Database, account: str, folder: str, uids: Iterable[int]) ->
         "UPDATE imap_state SET after_pending = ? WHERE account = ? AND folder = ?",
         [json.dumps(left), account, folder],
     )
+
+
+def forwarding_source(db: Database, message_row_id: int) -> dict[str, Any] | None:
+    """What the forwarding-confirmation details are read from, for a recorded message.
+
+    Keys: raw_id, mailbox, received_at (ISO-8601 UTC), subject, sender_email, sender_name,
+    text. None when there is no such message.
+    """
+    row = db.execute(
+        "SELECT m.raw_id, r.mailbox, r.received_at, m.subject, m.sender_email, "
+        "m.sender_name, m.text FROM messages m JOIN raw_mails r ON r.id = m.raw_id "
+        "WHERE m.id = ?",
+        [message_row_id],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("raw_id", "mailbox", "received_at", "subject", "sender_email", "sender_name", "text")
+    return dict(zip(keys, row, strict=True))
 
 
 def record_forwarding_confirmation(

@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
 from gateway.models import IncomingMail, JobKind
 from gateway.store.db import now_iso
 from gateway.store.jobs import enqueue
+
+
+@dataclass(frozen=True)
+class StoredRaw:
+    """A raw mail as intake stored it, for the process_mail job."""
+
+    id: int
+    mailbox: str
+    envelope_from: str  # the SMTP MAIL FROM ("" for a null sender)
+    rcpt_tos: list[str]
+    message_id: str  # the intake key's Message-ID
+    state: str  # pending | processed | quarantined
+    source: str  # smtp | imap
+    raw: bytes = field(repr=False)
+
+
+def load_raw(db: Database, raw_id: int) -> StoredRaw | None:
+    row = db.execute(
+        "SELECT mailbox, envelope_from, rcpt_tos, message_id, raw, state, source "
+        "FROM raw_mails WHERE id = ?",
+        [raw_id],
+    ).fetchone()
+    if row is None:
+        return None
+    mailbox, envelope_from, rcpt_json, message_id, raw, state, source = row
+    return StoredRaw(
+        id=raw_id,
+        mailbox=mailbox,
+        envelope_from=envelope_from,
+        rcpt_tos=json.loads(rcpt_json or "[]"),
+        message_id=message_id,
+        state=state,
+        source=source,
+        raw=raw,
+    )
+
+
+def raw_bytes(db: Database, raw_id: int) -> bytes | None:
+    """The stored (normalised) bytes of a raw mail: the truth its attachments come from."""
+    row = db.execute("SELECT raw FROM raw_mails WHERE id = ?", [raw_id]).fetchone()
+    return None if row is None else row[0]
 
 
 def accept_raw(db: Database, mail: IncomingMail) -> tuple[int, bool]:

@@ -146,6 +146,16 @@ def revive(db: Database, job_ids: list[int] | None = None) -> int:
     return count
 
 
+def count_for_conversation(db: Database, kind: str, conversation_id: int) -> int:
+    """Jobs of this kind ever enqueued for the conversation (payload's conversation_id), in
+    any state: the handoff numbers the tickets of one conversation by it."""
+    return db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE kind = ? "
+        "AND json_extract(payload, '$.conversation_id') = ?",
+        [kind, conversation_id],
+    ).fetchone()[0]
+
+
 def depth_by_kind(db: Database) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for kind, state, n in db.execute(
