@@ -121,7 +121,9 @@ class Gateway:
             )
         self.endpoint = endpoint_for(s, self.sandbox.info() if self.sandbox else None)
         self.hubspot = build_client(s, store, self.endpoint)
-        self.handoff = HandoffRunner(store, self.hubspot, s.hubspot, facts=handoff_facts)
+        self.handoff = HandoffRunner(
+            store, self.hubspot, s.hubspot, facts=handoff_facts, executor=self.parse_pool
+        )
         processor.after_record.append(self._follow_handoff)
         self.sender = RelaySender(
             s.relay,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import smtplib
 import sqlite3
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from gateway.errors import TransientError
+from gateway.jobs.process_mail import parse_off_loop
 
 from conftest import make_mail, write_config
 from helpers.daemon import Daemon
@@ -117,3 +123,22 @@ def test_sigkill_during_processing_resumes(daemon, tmp_path):
     rows = db_rows(tmp_path, "SELECT message_id, COUNT(*) FROM messages GROUP BY 1")
     assert sorted(r[0] for r in rows) == sorted(mids)
     assert all(r[1] == 1 for r in rows)
+
+
+def _parser_thread() -> int:
+    return threading.get_ident()
+
+
+def _dies(raw: bytes) -> None:
+    os._exit(1)  # as an OOM kill or a crash in C code would end a parser process
+
+
+async def test_mail_is_parsed_off_the_event_loop():
+    assert await parse_off_loop(None, _parser_thread) != threading.get_ident()
+
+
+async def test_a_dead_parser_process_is_transient_so_the_job_retries():
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        with pytest.raises(TransientError, match="parser process died"):
+            await parse_off_loop(pool, _dies, b"")

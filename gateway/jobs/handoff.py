@@ -12,11 +12,11 @@ next step. Steps whose HubSpot call is not idempotent by itself are made so here
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.errors import Deferred, PermanentError, TransientError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
 from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
+from gateway.jobs.process_mail import parse_off_loop
 from gateway.mail.parse import parse_mail
 from gateway.models import Job, JobKind
 from gateway.pipeline.assistant import EscalationFacts
@@ -67,6 +68,7 @@ class HandoffRunner:
     settings: HubspotSettings
     support_name: str = "Support"
     facts: Facts | None = None  # reason, sentiment, language, summary (assist.handoff_facts)
+    executor: Executor | None = None  # where attachments are parsed (the service's parse pool)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -250,7 +252,7 @@ class HandoffRunner:
         raw = await self.store.read(lambda db: raw_bytes(db, raw_id))
         if raw is None:
             return []
-        parsed = await asyncio.to_thread(parse_mail, raw)
+        parsed = await parse_off_loop(self.executor, parse_mail, raw)  # once per mail
         by_hash = {a.sha256: a for a in parsed.attachments if a.data}
         ids: list[str] = []
         for meta in wanted:

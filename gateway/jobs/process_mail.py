@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from gateway.errors import TransientError
 from gateway.mail.parse import parse_mail
@@ -27,6 +28,8 @@ from gateway.store.mail import Recorded, quarantine, record_mail
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def parse_for_store(raw: bytes, envelope_from: str, rcpts: tuple[str, ...]) -> ParsedMail:
     """parse_mail without the attachments' bytes: they stay in the raw mail, and leaving them
@@ -34,6 +37,19 @@ def parse_for_store(raw: bytes, envelope_from: str, rcpts: tuple[str, ...]) -> P
     parsed = parse_mail(raw, envelope_from=envelope_from, envelope_rcpts=rcpts)
     light = [dataclasses.replace(a, data=b"") for a in parsed.attachments]
     return dataclasses.replace(parsed, attachments=light)
+
+
+async def parse_off_loop(executor: Executor | None, parse: Callable[..., T], *args: Any) -> T:
+    """Run a parse in `executor` (the service's parser processes; None = the default thread
+    pool), never on the event loop: its regexes hold the GIL for tens of ms on a long mail.
+
+    Raises TransientError when a parser process died (OOM, a crash in C code): the job retries.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(executor, parse, *args)
+    except BrokenProcessPool as exc:
+        raise TransientError(f"parser process died: {exc}") from exc
 
 
 AfterRecord = Callable[[Recorded, frozenset[str]], Awaitable[None]]
@@ -83,13 +99,9 @@ class MailProcessor:
             await hook(recorded, annotations)
 
     async def _process(self, raw_id, mailbox, envelope_from, rcpts, message_id, raw):
-        loop = asyncio.get_running_loop()
-        try:
-            parsed = await loop.run_in_executor(
-                self.executor, parse_for_store, raw, envelope_from or "", tuple(rcpts)
-            )
-        except BrokenProcessPool as exc:  # a parser process died (OOM, a crash in C code)
-            raise TransientError(f"parser process died: {exc}") from exc
+        parsed = await parse_off_loop(
+            self.executor, parse_for_store, raw, envelope_from or "", tuple(rcpts)
+        )
         annotations = classify(
             parsed, envelope_from=envelope_from, own_domain=self.hostname, loop_id=self.hostname
         )
