@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import logging
 import multiprocessing
@@ -20,6 +21,7 @@ import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -50,6 +52,9 @@ from gateway.systemd import Notifier
 from gateway.web import WebState, create_app
 from gateway.worker import Worker
 
+if TYPE_CHECKING:
+    from gateway.sandbox.app import SandboxServer
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +66,7 @@ class Gateway:
     smtp_server: asyncio.base_events.Server | None = None
     gate: Gate | None = None
     http_runner: web.AppRunner | None = None
-    sandbox: object | None = None
+    sandbox: SandboxServer | None = None
     imap: ImapIntake | None = None
     endpoint: Endpoint | None = None
     hubspot: HubSpotClient | None = None
@@ -97,7 +102,8 @@ class Gateway:
         recovered = await store.write(jobq.recover)
         if recovered:
             log.info("resuming %d job(s) interrupted by the last stop", recovered)
-        secret = (s.gateway.secret or await store.write(ensure_secret)).encode()
+        configured: str = s.gateway.secret  # a Secret; the generated one is a plain str
+        secret = (configured or await store.write(ensure_secret)).encode()
         support = frozenset(s.smtp.addresses)
         if s.worker.parse_processes:
             # forkserver: a clean parent for the parsers, not a fork of this threaded process
@@ -197,6 +203,7 @@ class Gateway:
     async def _setup_hubspot(self) -> None:
         """With the built-in sandbox, set it up at every start (it is idempotent)."""
         s = self.settings
+        assert self.hubspot is not None and self.store is not None, "called from start()"
         mailboxes = sorted(set(s.smtp.addresses))
         try:
             report = await run_setup(self.hubspot, s.hubspot, mailboxes, s.http.public_url)
@@ -213,7 +220,7 @@ class Gateway:
         a bounce of one of our replies is reported. One write for both."""
         conv_id, row_id = recorded.conversation_id, recorded.message_row_id
         bounce = BOUNCE in annotations
-
+        assert self.store is not None and self.worker is not None, "hooks run after start()"
         # also when already_done: a crash may have come between the record and this hook;
         # the dedupe keys make a second enqueue a no-op
         await self.store.write(lambda db: follow_up_mail(db, conv_id, row_id, bounce=bounce))
@@ -225,6 +232,7 @@ class Gateway:
 
     async def _hubspot_auth(self) -> None:
         """A cheap authenticated call; raises when the token is missing, revoked or expired."""
+        assert self.hubspot is not None, "the web app asks only after start()"
         async with asyncio.timeout(10):
             await self.hubspot.get("/crm/v3/owners", params={"limit": 1})
 
@@ -243,10 +251,12 @@ class Gateway:
         }
 
     async def _snapshot_forever(self, every: float = 10.0) -> None:
+        store = self.store
+        assert store is not None, "a task of start()"
         while True:
             snap = json.dumps(self.runtime_snapshot())
             try:
-                await self.store.write(lambda db, snap=snap: kv_set(db, RUNTIME_KEY, snap))
+                await store.write(functools.partial(kv_set, key=RUNTIME_KEY, value=snap))
             except Exception as exc:  # a full disk shows in /readyz; keep serving
                 log.warning("cannot store the runtime snapshot: %s", exc)
             await asyncio.sleep(every)

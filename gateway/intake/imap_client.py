@@ -179,7 +179,8 @@ def parse_fetch(resp: aioimaplib.Response) -> list[Fetched]:
 def uid_set(uids: list[int]) -> str:
     """1,2,3,7 -> "1:3,7": short commands even for thousands of UIDs."""
     parts: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev = 0
     for u in sorted(uids):
         if start is None:
             start = prev = u

@@ -33,6 +33,7 @@ from gateway.pipeline.assistant import (
     ESCALATE,
     REPLY,
     Assistant,
+    Backend,
     ConversationView,
     Decision,
     EscalationFacts,
@@ -56,6 +57,7 @@ def build_assistant(settings: AssistantSettings) -> Assistant:
     from gateway.pipeline.assistant.knowledge import KnowledgeBackend, KnowledgeBase
 
     kb = None
+    backend: Backend
     if settings.knowledge_dir is not None and settings.knowledge_dir.is_dir():
         kb = KnowledgeBase.from_folder(settings.knowledge_dir)
     if settings.backend == "knowledge":
@@ -223,8 +225,8 @@ def apply_decision(
 def escalation_facts_for(conv: ConversationView, decision: Decision) -> EscalationFacts:
     """The burst's most negative sentiment, and the language of its longest mail."""
     pending = conv.pending or conv.customer_messages
-    scored = [m for m in pending if m.sentiment is not None]
-    worst = min(scored, key=lambda m: m.sentiment) if scored else None
+    scored = [(m.sentiment, m) for m in pending if m.sentiment is not None]
+    worst = min(scored, key=lambda pair: pair[0])[1] if scored else None
     languages = [m for m in pending if m.language]
     longest = max(languages, key=lambda m: len(m.text)) if languages else None
     return EscalationFacts(

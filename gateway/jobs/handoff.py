@@ -12,6 +12,7 @@ next step. Steps whose HubSpot call is not idempotent by itself are made so here
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -114,9 +115,10 @@ class HandoffRunner:
         ids = await self.ids()
         conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
         reason = h["reason"] or ""
+        measure = self.facts
         facts = (
-            await self.store.read(lambda db: self.facts(db, conv_id, reason))
-            if self.facts
+            await self.store.read(lambda db: measure(db, conv_id, reason))
+            if measure is not None
             else EscalationFacts(conversation_id=conv_id, reason=reason)
         )
 
@@ -226,12 +228,12 @@ class HandoffRunner:
             thread_id = thread_id or str(resp.get("conversationsThreadId") or "")
             hub_id = str(resp.get("id") or "")
             await self.store.write(
-                lambda db, m=msg, t=thread_id, i=hub_id: hs_store.record_published(
-                    db,
-                    message_row_id=m["id"],
+                functools.partial(
+                    hs_store.record_published,
+                    message_row_id=msg["id"],
                     conversation_id=conv["id"],
-                    hubspot_message_id=i,
-                    thread_id=t,
+                    hubspot_message_id=hub_id,
+                    thread_id=thread_id,
                 )
             )
             msg["hubspot_message_id"] = hub_id
@@ -256,7 +258,7 @@ class HandoffRunner:
         by_hash = {a.sha256: a for a in parsed.attachments if a.data}
         ids: list[str] = []
         for meta in wanted:
-            att = by_hash.get(meta.get("sha256"))
+            att = by_hash.get(str(meta.get("sha256") or ""))
             if att is None or att.size > MAX_UPLOAD:
                 continue
 

@@ -191,6 +191,17 @@ def _settle(fut: asyncio.Future, ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid the INSERT on `cur` just made.
+
+    sqlite3 types `lastrowid` as Optional (None before any INSERT); after one it is the rowid,
+    so None here means a statement that was not an INSERT, a bug.
+    """
+    if cur.lastrowid is None:
+        raise RuntimeError("no rowid: the statement was not an INSERT")
+    return cur.lastrowid
+
+
 def now_iso(ts: float | None = None) -> str:
     """ISO-8601 UTC with milliseconds: sortable as text, readable in `sessions show`."""
     t = time.time() if ts is None else ts

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 
 from gateway.models import IncomingMail, JobKind
-from gateway.store.db import now_iso
+from gateway.store.db import inserted_id, now_iso
 from gateway.store.jobs import enqueue
 
 
@@ -83,6 +83,6 @@ def accept_raw(db: Database, mail: IncomingMail) -> tuple[int, bool]:
             mail.raw,
         ],
     )
-    raw_id = cur.lastrowid
+    raw_id = inserted_id(cur)
     enqueue(db, JobKind.PROCESS_MAIL, {"raw_id": raw_id}, dedupe_key=f"process:{raw_id}")
     return raw_id, False

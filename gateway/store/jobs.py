@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from gateway.errors import NotFound
 from gateway.models import Job
-from gateway.store.db import now_iso
+from gateway.store.db import inserted_id, now_iso
 
 
 def enqueue(
@@ -38,7 +38,7 @@ def enqueue(
         "created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, 0, ?, ?)",
         [kind, json.dumps(payload), dedupe_key, run_after, ts, ts],
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def _not_kinds(exclude_kinds: Sequence[str]) -> tuple[str, list[str]]:

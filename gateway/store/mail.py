@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from gateway.mail.addresses import address_key
 from gateway.mail.ids import new_token, normalise_subject
 from gateway.models import Lookup, ParsedMail
-from gateway.store.db import now_iso
+from gateway.store.db import inserted_id, now_iso
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def record_mail(
         new = False
     else:
         new, matched_by = True, "new"
-        conv_id = db.execute(
+        cur = db.execute(
             "INSERT INTO conversations (token, mailbox, subject, customer_email, customer_name, "
             "status, created_at, updated_at, last_message_at, message_count) "
             "VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, 0)",
@@ -97,9 +97,10 @@ def record_mail(
                 ts,
                 ts,
             ],
-        ).lastrowid
+        )
+        conv_id = inserted_id(cur)
 
-    msg_id = db.execute(
+    cur = db.execute(
         "INSERT INTO messages (conversation_id, raw_id, direction, message_id, in_reply_to, "
         "references_, subject, sender_email, sender_name, recipients, date, created_at, text, "
         "html, new_text, annotations, attachments, author, defects) "
@@ -124,7 +125,8 @@ def record_mail(
             mail.sender.name if mail.sender else "",
             json.dumps(mail.defects),
         ],
-    ).lastrowid
+    )
+    msg_id = inserted_id(cur)
     db.execute(
         "INSERT OR IGNORE INTO message_ids (mailbox, message_id, conversation_id, direction) "
         "VALUES (?, ?, ?, 'in')",
@@ -161,11 +163,12 @@ def _attachment_meta(a) -> dict:
 def quarantine(db: Database, raw_id: int, error: str, detail: str) -> int:
     """Set a mail aside with its error; the mails behind it keep flowing."""
     db.execute("UPDATE raw_mails SET state = 'quarantined' WHERE id = ?", [raw_id])
-    return db.execute(
+    cur = db.execute(
         "INSERT INTO quarantine (raw_id, error, detail, created_at, state) "
         "VALUES (?, ?, ?, ?, 'held')",
         [raw_id, error[:2000], detail[:20000], now_iso()],
-    ).lastrowid
+    )
+    return inserted_id(cur)
 
 
 def record_outgoing(
@@ -191,7 +194,7 @@ def record_outgoing(
         "SELECT mailbox FROM conversations WHERE id = ?", [conversation_id]
     ).fetchone()[0]
     ts = now_iso()
-    row_id = db.execute(
+    cur = db.execute(
         "INSERT INTO messages (conversation_id, direction, message_id, in_reply_to, references_, "
         "subject, sender_email, sender_name, recipients, date, created_at, text, html, new_text, "
         "annotations, attachments, author, defects) "
@@ -212,7 +215,8 @@ def record_outgoing(
             text,
             author,
         ],
-    ).lastrowid
+    )
+    row_id = inserted_id(cur)
     db.execute(
         "INSERT OR IGNORE INTO message_ids (mailbox, message_id, conversation_id, direction) "
         "VALUES (?, ?, ?, 'out')",

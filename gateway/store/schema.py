@@ -16,7 +16,7 @@ migrations = Migrations("gateway")
 @migrations()
 def m001_intake(db: Database) -> None:
     # The mail exactly as received, with its envelope: the truth everything else derives from.
-    db["raw_mails"].create(
+    db.table("raw_mails").create(
         {
             "id": int,
             "received_at": str,
@@ -36,10 +36,10 @@ def m001_intake(db: Database) -> None:
         not_null={"mailbox", "message_id", "sha256", "raw", "state"},
         defaults={"state": "pending"},
     )
-    db["raw_mails"].create_index(["mailbox", "message_id", "sha256"], unique=True)
-    db["raw_mails"].create_index(["received_at"])
+    db.table("raw_mails").create_index(["mailbox", "message_id", "sha256"], unique=True)
+    db.table("raw_mails").create_index(["received_at"])
 
-    db["conversations"].create(
+    db.table("conversations").create(
         {
             "id": int,
             "token": str,  # reply token in support+TOKEN@ and [#TOKEN] subjects
@@ -57,11 +57,11 @@ def m001_intake(db: Database) -> None:
         not_null={"token", "mailbox", "status"},
         defaults={"status": "open", "message_count": 0},
     )
-    db["conversations"].create_index(["token"], unique=True)
-    db["conversations"].create_index(["mailbox", "customer_email"])
-    db["conversations"].create_index(["last_message_at"])
+    db.table("conversations").create_index(["token"], unique=True)
+    db.table("conversations").create_index(["mailbox", "customer_email"])
+    db.table("conversations").create_index(["last_message_at"])
 
-    db["messages"].create(
+    db.table("messages").create(
         {
             "id": int,
             "conversation_id": int,
@@ -88,24 +88,24 @@ def m001_intake(db: Database) -> None:
         foreign_keys=[("conversation_id", "conversations", "id"), ("raw_id", "raw_mails", "id")],
         not_null={"conversation_id", "direction", "message_id"},
     )
-    db["messages"].create_index(["conversation_id", "id"])
-    db["messages"].create_index(["raw_id"], unique=True)
+    db.table("messages").create_index(["conversation_id", "id"])
+    db.table("messages").create_index(["raw_id"], unique=True)
 
     # Every Message-ID we received or sent, per mailbox: the threading index (DESIGN.md step 3).
-    db["message_ids"].create(
+    db.table("message_ids").create(
         {"mailbox": str, "message_id": str, "conversation_id": int, "direction": str},
         pk=("mailbox", "message_id"),
         foreign_keys=[("conversation_id", "conversations", "id")],
     )
 
-    db["participants"].create(
+    db.table("participants").create(
         {"conversation_id": int, "email": str, "role": str},
         pk=("conversation_id", "email"),
         foreign_keys=[("conversation_id", "conversations", "id")],
     )
-    db["participants"].create_index(["email"])
+    db.table("participants").create_index(["email"])
 
-    db["jobs"].create(
+    db.table("jobs").create(
         {
             "id": int,
             "kind": str,
@@ -123,12 +123,12 @@ def m001_intake(db: Database) -> None:
         not_null={"kind", "state"},
         defaults={"state": "queued", "attempts": 0, "run_after": 0, "lease_until": 0},
     )
-    db["jobs"].create_index(["dedupe_key"], unique=True)
+    db.table("jobs").create_index(["dedupe_key"], unique=True)
     db.execute(
         "CREATE INDEX idx_jobs_due ON jobs(state, run_after) WHERE state IN ('queued', 'running')"
     )
 
-    db["quarantine"].create(
+    db.table("quarantine").create(
         {
             "id": int,
             "raw_id": int,
@@ -141,11 +141,11 @@ def m001_intake(db: Database) -> None:
         foreign_keys=[("raw_id", "raw_mails", "id")],
         defaults={"state": "held"},
     )
-    db["quarantine"].create_index(["raw_id"])
-    db["quarantine"].create_index(["state"])
+    db.table("quarantine").create_index(["raw_id"])
+    db.table("quarantine").create_index(["state"])
 
     # Small key/value facts that outlive a restart (generated secret, HubSpot ids, tokens).
-    db["kv"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+    db.table("kv").create({"key": str, "value": str, "updated_at": str}, pk="key")
 
 
 @migrations()
@@ -154,7 +154,7 @@ def m005_delivery(db: Database) -> None:
     # assistant job key): the same reply is composed and sent at most once. The composed raw
     # bytes are kept before the first attempt, so a retry after a crash re-sends the very same
     # message (same Message-ID) instead of composing a new one.
-    db["deliveries"].create(
+    db.table("deliveries").create(
         {
             "id": int,
             "source_key": str,
@@ -189,16 +189,16 @@ def m005_delivery(db: Database) -> None:
         not_null={"source_key", "conversation_id", "state", "message_id", "raw"},
         defaults={"state": "queued", "attempts": 0, "auto": 0},
     )
-    db["deliveries"].create_index(["source_key"], unique=True)
-    db["deliveries"].create_index(["conversation_id", "id"])
-    db["deliveries"].create_index(["state", "next_attempt_at"])
+    db.table("deliveries").create_index(["source_key"], unique=True)
+    db.table("deliveries").create_index(["conversation_id", "id"])
+    db.table("deliveries").create_index(["state", "next_attempt_at"])
 
 
 @migrations()
 def m002_hubspot(db: Database) -> None:
     # One row per conversation handed to HubSpot: each step's result, recorded when done, so
     # a crash resumes at the next step and a retry never creates a second anything.
-    db["handoffs"].create(
+    db.table("handoffs").create(
         {
             "conversation_id": int,
             "state": str,  # pending | done | dead
@@ -227,7 +227,7 @@ def m002_hubspot(db: Database) -> None:
     )
     # Every message of ours that is in a HubSpot thread, and the id HubSpot gave it: a
     # message is published once, and a message HubSpot echoes back is known to be ours.
-    db["hubspot_messages"].create(
+    db.table("hubspot_messages").create(
         {
             "message_row_id": int,
             "conversation_id": int,
@@ -238,11 +238,11 @@ def m002_hubspot(db: Database) -> None:
         pk="message_row_id",
         foreign_keys=[("message_row_id", "messages", "id")],
     )
-    db["hubspot_messages"].create_index(["hubspot_message_id"])
-    db["hubspot_messages"].create_index(["conversation_id"])
+    db.table("hubspot_messages").create_index(["hubspot_message_id"])
+    db.table("hubspot_messages").create_index(["conversation_id"])
     # Reps' messages as HubSpot announced them (webhook or poll), once per HubSpot message id:
     # the durable write that lets the webhook answer 2xx at once and process later.
-    db["hubspot_events"].create(
+    db.table("hubspot_events").create(
         {
             "hubspot_message_id": str,
             "thread_id": str,
@@ -261,7 +261,7 @@ def m004_assistant(db: Database) -> None:
     # Sentiment (VADER compound -1..1 and its label) and language (ISO 639-1) of each customer
     # mail, computed when it is recorded.
     for column, kind in (("sentiment", float), ("sentiment_label", str), ("language", str)):
-        db["messages"].add_column(column, kind)
+        db.table("messages").add_column(column, kind)
     # The escalation facts the handoff reads for its internal comment and the ticket:
     # reason(s) joined by "; ", the summary (ticket description), the sentiment and language
     # of the escalated mails, and when the assistant escalated (it never answers after that).
@@ -273,10 +273,10 @@ def m004_assistant(db: Database) -> None:
         ("language", str),
         ("escalated_at", str),
     ):
-        db["conversations"].add_column(column, kind)
+        db.table("conversations").add_column(column, kind)
     # One row per customer mail the assistant decided on: its audit trail, and the counts
     # behind the reply limits (per conversation, per sender and window).
-    db["assistant_decisions"].create(
+    db.table("assistant_decisions").create(
         {
             "id": int,
             "conversation_id": int,
@@ -294,15 +294,15 @@ def m004_assistant(db: Database) -> None:
         foreign_keys=[("conversation_id", "conversations", "id")],
         not_null={"conversation_id", "message_row_id", "action"},
     )
-    db["assistant_decisions"].create_index(["conversation_id", "message_row_id"], unique=True)
-    db["assistant_decisions"].create_index(["sender", "created_ts"])
+    db.table("assistant_decisions").create_index(["conversation_id", "message_row_id"], unique=True)
+    db.table("assistant_decisions").create_index(["sender", "created_ts"])
 
 
 @migrations()
 def m003_imap(db: Database) -> None:
     # Where each IMAP folder's sync stands: the UID range already stored under a UIDVALIDITY,
     # first-sync progress, and the UIDs whose after-action (seen/move/delete) is still due.
-    db["imap_state"].create(
+    db.table("imap_state").create(
         {
             "account": str,  # user@host:port
             "folder": str,
@@ -326,7 +326,7 @@ def m003_imap(db: Database) -> None:
         },
     )
     # Mails left in the mailbox on purpose (too big): shown by `mail-gateway status`.
-    db["imap_skipped"].create(
+    db.table("imap_skipped").create(
         {
             "account": str,
             "folder": str,
@@ -340,7 +340,7 @@ def m003_imap(db: Database) -> None:
         pk=("account", "folder", "uidvalidity", "uid"),
     )
     # Providers' forwarding confirmations (SMTP or IMAP): the admin finishes the set-up by hand.
-    db["forwarding_confirmations"].create(
+    db.table("forwarding_confirmations").create(
         {
             "raw_id": int,
             "mailbox": str,
