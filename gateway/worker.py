@@ -96,12 +96,14 @@ class Worker:
                     self._wake.set()  # a slot of a capped kind is free: idle loops look again
 
     async def _idle(self) -> None:
-        full = self._at_cap()
-        due = await self.store.read(lambda db: jobq.next_due(db, exclude_kinds=full))
-        wait = 5.0 if due is None else max(0.05, min(5.0, due - time.time()))
+        # clear before looking: a wake() (an enqueue, a capped job finishing) that comes while
+        # we read is kept, not lost to a clear after the read
         self._wake.clear()
         if self._stopping:  # stop() may have set the event just before the clear above
             return
+        full = self._at_cap()
+        due = await self.store.read(lambda db: jobq.next_due(db, exclude_kinds=full))
+        wait = 5.0 if due is None else max(0.05, min(5.0, due - time.time()))
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
         except TimeoutError:

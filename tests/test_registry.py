@@ -152,5 +152,6 @@ async def test_a_kind_at_its_cap_leaves_the_other_slots_to_other_kinds(store):
         await wait_for(all_done, what="the slow jobs, one at a time")
         assert most == 1
     finally:
+        release.set()  # a failed assertion must not leave the slow jobs holding the worker
         worker.stop()
         await task
