@@ -10,7 +10,7 @@ from gateway.models import Job, JobKind
 from gateway.store import jobs as jobq
 from gateway.worker import Worker
 
-from conftest import wait_for
+from helpers.waiting import wait_for
 
 
 async def _job_row(store, job_id: int) -> tuple[str, int, str | None]:
