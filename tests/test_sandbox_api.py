@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 from click.testing import CliRunner
 
-from gateway.cli_sandbox import sandbox_command
+from gateway.cli.sandbox import sandbox_command
 from gateway.sandbox import start_sandbox
 
 import sandbox_fixtures

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
 
 import click
-
-from .sandbox import start_sandbox
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -20,6 +17,10 @@ def _listen(value: str) -> tuple[str, int]:
 
 
 async def _serve(host: str, port: int, db: Path | None, options: dict[str, object]) -> None:
+    import asyncio
+
+    from gateway.sandbox import start_sandbox
+
     server = await start_sandbox(host, port, db, **options)
     info = server.info()
     click.echo(f"HubSpot sandbox: {server.url}")
@@ -72,6 +73,8 @@ def sandbox_command(
     public_url: str | None,
 ) -> None:
     """Run a local stand-in for HubSpot (CRM, inbox, custom channels, rep console)."""
+    import asyncio
+
     host, port = _listen(listen)
     options: dict[str, object] = {
         "burst_limit": burst_limit,
@@ -82,3 +85,6 @@ def sandbox_command(
         asyncio.run(_serve(host, port, db, options))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc}") from exc
+
+
+COMMANDS = (sandbox_command,)

@@ -1,31 +1,27 @@
-"""`mail-gateway hubspot setup` and `mail-gateway hubspot connect`."""
+"""`mail-gateway hubspot setup` and `mail-gateway hubspot connect`.
+
+The HubSpot adapter (aiohttp) is imported inside each command, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from gateway.cli_common import Context, friendly_errors, pass_ctx
-from gateway.cli_output import emit_json
-from gateway.config import Settings
-from gateway.hubspot.connect import (
-    OAUTH_KEY,
-    OAUTH_STATE_KEY,
-    authorize_url,
-    build_client,
-    endpoint_for,
-    sandbox_info_from,
-)
-from gateway.hubspot.setup import SETUP_KEY, run_setup
-from gateway.store.db import Store
-from gateway.store.queries import kv_get, kv_set
+from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.output import emit_json, output_options
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.hubspot.connect import Endpoint
 
 
-async def _endpoint(settings: Settings):
+async def _endpoint(settings: Settings) -> Endpoint:
+    from gateway.hubspot.connect import endpoint_for, sandbox_info_from
+
     info = await sandbox_info_from(settings) if settings.hubspot.mode == "sandbox" else None
     return endpoint_for(settings, info)
 
@@ -36,7 +32,7 @@ def hubspot() -> None:
 
 
 @hubspot.command("setup")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys).")
+@output_options
 @pass_ctx
 @friendly_errors
 def setup_command(ctx: Context, as_json: bool) -> None:
@@ -44,6 +40,13 @@ def setup_command(ctx: Context, as_json: bool) -> None:
 
     Running it again changes nothing; it prints what it found and what it changed.
     """
+    import asyncio
+
+    from gateway.hubspot.connect import build_client
+    from gateway.hubspot.setup import SETUP_KEY, run_setup
+    from gateway.store.db import Store
+    from gateway.store.queries import kv_set
+
     settings = ctx.settings
 
     async def run():
@@ -87,6 +90,12 @@ def setup_command(ctx: Context, as_json: bool) -> None:
 def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
     """OAuth: print the authorize URL; the running daemon receives the callback and keeps
     the tokens in its store (never in the config file)."""
+    import asyncio
+    import secrets
+
+    from gateway.hubspot.connect import OAUTH_KEY, OAUTH_STATE_KEY, authorize_url
+    from gateway.store.queries import kv_get, kv_set
+
     settings = ctx.settings
     ep = asyncio.run(_endpoint(settings))
     if not ep.client_id:
@@ -114,3 +123,6 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
         f"no callback within {timeout} s: is `mail-gateway serve` running and "
         f"{settings.http.public_url} reachable from your browser?"
     )
+
+
+COMMANDS = (hubspot,)

@@ -1,22 +1,26 @@
 """What every CLI module shares: the context (settings loaded once) and the error mapping.
 
-Its own module so that cli.py and the cli_*.py families import it without importing each
-other. Library code raises GatewayError subclasses; only here do they become one readable
-line and a non-zero exit code (2 for configuration problems), never a traceback.
+Library code raises GatewayError subclasses; only here do they become one readable line and a
+non-zero exit code (2 for configuration problems, 1 otherwise), never a traceback.
+
+The store and the settings loader are imported when a command first asks for them, not when
+the CLI starts: `--help` needs neither.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlite_utils import Database
 
-from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
-from gateway.store.db import connect
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from gateway.config import Settings
 
 
 class Context:
@@ -27,10 +31,15 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from gateway.config import load_settings
+
             self._settings = load_settings(self.config_path)
         return self._settings
 
     def db(self) -> Database:
+        """A connection to the store (migrated), for commands that read or queue work."""
+        from gateway.store.db import connect
+
         return connect(self.settings.db_path)
 
 
@@ -38,7 +47,8 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn the gateway's own errors into one line each and exit code 1."""
+    """Turn the gateway's own errors into one line each: exit code 2 for configuration
+    problems (one `error:` line per problem), 1 for the others."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-"""How every CLI command prints: one `output_options` bundle, one `emit` function.
+"""How every CLI command prints: the one `--json` option and the `emit_*` functions.
 
 Listing commands take --json; everything else is a table or key/value lines for humans.
 Nothing else in the CLI prints.
@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import click
-from tabulate import tabulate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JSON_HELP = "Print JSON (stable keys)."
 
 
-def output_options(fn: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys).")(fn)
+@overload
+def output_options(fn: F) -> F: ...
+@overload
+def output_options(*, help: str) -> Callable[[F], F]: ...
+def output_options(fn: F | None = None, *, help: str = JSON_HELP) -> F | Callable[[F], F]:
+    """The `--json` flag (parameter `as_json`): `@output_options`, or
+    `@output_options(help=...)` where the JSON has a shape worth naming."""
+    option = click.option("--json", "as_json", is_flag=True, help=help)
+    return option(fn) if fn is not None else option
 
 
 def emit_json(data: Any) -> None:
@@ -26,6 +36,8 @@ def emit_table(rows: Sequence[dict], columns: Sequence[str], empty: str) -> None
     if not rows:
         click.echo(empty)
         return
+    from tabulate import tabulate
+
     click.echo(
         tabulate(
             [[_cell(r.get(c)) for c in columns] for r in rows],

@@ -6,10 +6,8 @@ import dataclasses
 
 import click
 
-from gateway.cli_common import Context, friendly_errors, pass_ctx
-from gateway.cli_output import emit_json, emit_pairs, emit_table, output_options
-from gateway.mail.signatures import choose_signature
-from gateway.relay.outbox import capture_dir, list_outbox, read_outbox
+from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.output import emit_json, emit_pairs, emit_table, output_options
 
 
 @click.group()
@@ -24,6 +22,8 @@ def signatures() -> None:
 @friendly_errors
 def signatures_which(ctx: Context, address: str, as_json: bool) -> None:
     """Which signature a reply sent by ADDRESS carries, and why (exact/wildcard/default)."""
+    from gateway.mail.signatures import choose_signature
+
     sig = choose_signature(address, ctx.settings.signatures)
     data = {"address": address, "why": sig.why, "text": sig.text, "html": sig.html}
     if as_json:
@@ -44,6 +44,8 @@ def outbox() -> None:
 @friendly_errors
 def outbox_list(ctx: Context, as_json: bool) -> None:
     """Captured mails, oldest first."""
+    from gateway.relay.outbox import capture_dir, list_outbox
+
     folder = capture_dir(ctx.settings)
     rows = [
         {k: str(v) if k == "path" else v for k, v in dataclasses.asdict(e).items()}
@@ -62,6 +64,8 @@ def outbox_list(ctx: Context, as_json: bool) -> None:
 @friendly_errors
 def outbox_show(ctx: Context, entry_id: str, headers_only: bool) -> None:
     """Print one captured mail as sent (ID from `outbox list`)."""
+    from gateway.relay.outbox import capture_dir, list_outbox, read_outbox
+
     folder = capture_dir(ctx.settings)
     raw = read_outbox(folder, entry_id)
     if headers_only:

@@ -7,13 +7,10 @@ whole confirmation link, so this command prints it in full.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from gateway.cli_output import emit_json, emit_table, output_options
-from gateway.errors import ConfigError
-from gateway.store import imap_state
+from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.output import emit_json, emit_table, output_options
 
 
 @click.group("imap")
@@ -23,15 +20,13 @@ def imap_command() -> None:
 
 @imap_command.command("status")
 @output_options
-@click.pass_obj
-def imap_status(ctx: Any, as_json: bool) -> None:
+@pass_ctx
+@friendly_errors
+def imap_status(ctx: Context, as_json: bool) -> None:
     """Each folder's state and progress; forwarding confirmations with code and full link."""
-    try:
-        db = ctx.db()
-    except ConfigError as exc:
-        for line in exc.problems:
-            click.echo(f"error: {line}", err=True)
-        raise SystemExit(2) from None
+    from gateway.store import imap_state
+
+    db = ctx.db()
     folders = imap_state.imap_status(db)
     confirmations = imap_state.forwarding_confirmations(db)
     if as_json:
@@ -57,3 +52,6 @@ def imap_status(ctx: Any, as_json: bool) -> None:
         )
         click.echo(f"  code: {c['code'] or '-'}")
         click.echo(f"  link: {c['link'] or '-'}")
+
+
+COMMANDS = (imap_command,)

@@ -1,0 +1,99 @@
+"""Running and checking an installation: `serve`, `status`, `config check|show`, `doctor`."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.output import emit_json, emit_pairs, output_options
+
+_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+@click.command()
+@pass_ctx
+@friendly_errors
+def serve(ctx: Context) -> None:
+    """Run the daemon (SMTP intake, HTTP, worker) until SIGTERM or SIGINT."""
+    import asyncio
+
+    from gateway.logs import setup_logging
+    from gateway.service import serve as run_service
+
+    s = ctx.settings
+    setup_logging(s.gateway.log_level, s.gateway.log_format)
+    asyncio.run(run_service(s))
+
+
+@click.command()
+@output_options
+@pass_ctx
+@friendly_errors
+def status(ctx: Context, as_json: bool) -> None:
+    """Mails accepted today, conversations, queue depth, quarantine, last mail."""
+    from gateway.store import queries
+
+    data = queries.status(ctx.db())
+    if as_json:
+        emit_json(data)
+    else:
+        emit_pairs(data)
+
+
+@click.group()
+def config() -> None:
+    """Check or show the configuration."""
+
+
+@config.command("check")
+@pass_ctx
+@friendly_errors
+def config_check(ctx: Context) -> None:
+    """Validate the configuration file; one line per problem."""
+    s = ctx.settings
+    click.echo(f"{s.source}: ok")
+
+
+@config.command("show")
+@output_options
+@pass_ctx
+@friendly_errors
+def config_show(ctx: Context, as_json: bool) -> None:
+    """Print the effective settings, secrets redacted."""
+    from gateway.config import redacted
+
+    data = redacted(ctx.settings)
+    if as_json:
+        emit_json(data)
+    else:
+        for section, values in data.items():
+            click.echo(f"[{section}]")
+            for k, v in values.items():
+                click.echo(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
+            click.echo()
+
+
+@click.command()
+@output_options(help="Print the checks as a JSON list.")
+@pass_ctx
+def doctor(ctx: Context, as_json: bool) -> None:
+    """Check config, store, SMTP, DNS, HubSpot, relay, signatures and knowledge.
+
+    Each check is ok, warn or fail, with the fix in one sentence. The exit code is 1 when any
+    check fails (warnings alone exit 0).
+    """
+    from gateway.doctor import doctor as run_doctor
+
+    checks = run_doctor(ctx.config_path)
+    if as_json:
+        emit_json([c.to_json() for c in checks])
+    else:
+        for c in checks:
+            click.echo(f"{_MARK.get(c.status, c.status)}  {c.name}: {c.detail}")
+            if c.status != "ok" and c.fix:
+                click.echo(f"      fix: {c.fix}")
+    if any(c.status == "fail" for c in checks):
+        raise SystemExit(1)
+
+
+COMMANDS = (serve, status, config, doctor)

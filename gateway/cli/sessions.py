@@ -1,0 +1,91 @@
+"""Conversations: `sessions list|show` and `handoff` (hand one to HubSpot now)."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.output import emit_json, emit_pairs, emit_table, output_options
+
+
+@click.group()
+def sessions() -> None:
+    """Conversations (sessions) and their transcripts."""
+
+
+@sessions.command("list")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.option(
+    "--status", "status_", type=click.Choice(["open", "handed_off", "closed"]), default=None
+)
+@output_options
+@pass_ctx
+@friendly_errors
+def sessions_list(ctx: Context, limit: int, status_: str | None, as_json: bool) -> None:
+    """List conversations, most recent activity first."""
+    from gateway.store import queries
+
+    rows = queries.list_sessions(ctx.db(), limit=limit, status=status_)
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(
+        rows,
+        ["id", "status", "customer_email", "subject", "message_count", "last_message_at"],
+        "no sessions yet",
+    )
+
+
+@sessions.command("show")
+@click.argument("session_id", type=int)
+@output_options
+@pass_ctx
+@friendly_errors
+def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
+    """The transcript: time, direction, sender, subject, new text, annotations."""
+    from gateway.store import queries
+
+    data = queries.show_session(ctx.db(), session_id)
+    if as_json:
+        emit_json(data)
+        return
+    head = {k: v for k, v in data.items() if k not in ("messages", "participants", "hubspot")}
+    emit_pairs(head)
+    if data["hubspot"]:
+        emit_pairs({"hubspot": {k: v for k, v in data["hubspot"].items() if v is not None}})
+    click.echo(
+        "participants: " + ", ".join(f"{p['email']} ({p['role']})" for p in data["participants"])
+    )
+    for m in data["messages"]:
+        click.echo()
+        arrow = "<-" if m["direction"] == "in" else "->"
+        who = f"{m['sender_name']} <{m['sender']}>" if m["sender_name"] else m["sender"]
+        click.echo(f"{arrow} {m['time']}  {who}")
+        click.echo(f"   subject: {m['subject']}")
+        if m["annotations"]:
+            click.echo(f"   annotations: {', '.join(m['annotations'])}")
+        for a in m["attachments"]:
+            click.echo(f"   attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+        for line in (m["new_text"] or "").strip().splitlines() or ["(no text)"]:
+            click.echo(f"   | {line}")
+
+
+@click.command()
+@click.argument("session_id", type=int)
+@click.option("--reason", default="handed off by a person", show_default=True)
+@pass_ctx
+@friendly_errors
+def handoff(ctx: Context, session_id: int, reason: str) -> None:
+    """Hand a conversation to HubSpot now (the running daemon does the work)."""
+    from gateway.store.hubspot import request_handoff
+
+    db = ctx.db()
+    with db.atomic():
+        new = request_handoff(db, session_id, reason=reason, trigger="person")
+    if new:
+        click.echo(f"session {session_id}: handoff queued ({reason})")
+    else:
+        click.echo(f"session {session_id}: already handed off or queued")
+
+
+COMMANDS = (sessions, handoff)
