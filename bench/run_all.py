@@ -1,6 +1,6 @@
 """Run every benchmark, print one Markdown table per benchmark, write bench/results/*.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only ingest,memory,handoff,webhook]
+    .venv/bin/python bench/run_all.py [--quick] [--only ingest,memory,handoff,webhook,cli]
 
 --quick shrinks every benchmark (fewer mails, a 100,000-mail store, a 200-handoff burst) for a
 smoke run; the README's numbers come from a full run (`make bench`, about 10 minutes on 2 cores).
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cli_startup
 import handoff
 import ingest
 import memory
@@ -25,7 +26,7 @@ from common import machine, save
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="ingest,memory,handoff,webhook")
+    ap.add_argument("--only", default="ingest,memory,handoff,webhook,cli")
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -56,6 +57,12 @@ def main() -> None:
         print("### Rep reply: webhook → relay\n")
         print(webhook.table(r))
         save("webhook", r)
+        print()
+    if "cli" in only:
+        r = cli_startup.run(5 if q else 20)
+        print("### CLI start-up\n")
+        print(cli_startup.table(r))
+        save("cli_startup", r)
         print()
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
 
