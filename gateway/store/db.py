@@ -10,7 +10,6 @@ beside the writer).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import sqlite3
@@ -19,12 +18,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlite_utils import Database
 
 from gateway.errors import TransientError
 from gateway.store.schema import migrations
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: the CLI opens the store without an event loop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +103,8 @@ class Store:
         """Run fn in the writer's next transaction; return once that transaction is durable."""
         if self._closed:
             raise TransientError("store is closed")
+        import asyncio
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._queue.put(_Write(fn, fut, loop))
@@ -157,6 +161,8 @@ class Store:
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         """Run fn on a reader connection in the thread pool (sees every committed write)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read, fn)
 
