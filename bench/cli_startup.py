@@ -12,7 +12,8 @@ interpreter: `--compare DIR` puts DIR first on PYTHONPATH (e.g. `git worktree ad
 interpreter (another venv's libraries). Runs of all checkouts and commands are interleaved, so
 load from other processes on the machine falls on each alike.
 
-Per command and checkout: median and p90 wall time in ms (process start to exit), the number
+Per command and checkout: median and p90 wall time in ms (process start to exit), median CPU
+time (user + system, steadier than wall time on a shared machine), the number
 of modules imported (lines of `-X importtime`, one extra run), and the 5 largest imports by
 cumulative time that the gateway's own modules start (outermost third-party or standard
 library packages; the interpreter's own start-up, `site` and `encodings`, included).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -91,14 +93,21 @@ def commit_of(directory: Path) -> str:
     return (out.stdout.strip() or "?") + ("+changes" if dirty else "")
 
 
-def run_once(target: Target, config: Path, args: list[str]) -> float:
-    """Wall time of one run in ms; a non-zero exit is an error (the numbers would be wrong)."""
+def run_once(target: Target, config: Path, args: list[str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one run; a non-zero exit is an error (the numbers would be wrong).
+
+    CPU is user + system time of the child (getrusage of waited-for children, before and
+    after): on a machine shared with other work it moves much less than the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(target.argv(config, args), env=target.env(), capture_output=True)
-    ms = (time.perf_counter() - t0) * 1000
+    wall = (time.perf_counter() - t0) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
     if out.returncode != 0:
         raise RuntimeError(f"{target.label} {args}: exit {out.returncode}: {out.stderr[-500:]!r}")
-    return ms
+    return wall, cpu
 
 
 def import_profile(target: Target, config: Path, args: list[str]) -> tuple[int, list[list]]:
@@ -144,22 +153,25 @@ def run(runs: int = 20, targets: list[Target] | None = None) -> dict:
             configs[t.label].write_text(CONFIG.format(state=configs[t.label].parent / "state"))
             for args in COMMANDS.values():  # migrate the store, warm the page cache
                 run_once(t, configs[t.label], args)
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for _ in range(runs):
             for t in targets:
                 for name, args in COMMANDS.items():
-                    ms = run_once(t, configs[t.label], args)
-                    times.setdefault((t.label, name), []).append(ms)
+                    times.setdefault((t.label, name), []).append(
+                        run_once(t, configs[t.label], args)
+                    )
         results = []
         for t in targets:
             commands = {}
             for name, args in COMMANDS.items():
-                ms = times[(t.label, name)]
+                ms = [wall for wall, _ in times[(t.label, name)]]
+                cpu = [cpu for _, cpu in times[(t.label, name)]]
                 modules, top = import_profile(t, configs[t.label], args)
                 commands[name] = {
                     "runs_ms": [round(v, 1) for v in ms],
                     "median_ms": round(median(ms), 1),
                     "p90_ms": round(pct(ms, 90), 1),
+                    "median_cpu_ms": round(median(cpu), 1),
                     "modules": modules,
                     "top_imports_ms": top,
                 }
@@ -176,9 +188,9 @@ def table(r: dict) -> str:
             top = ", ".join(f"{pkg} {ms:.0f}" for pkg, ms in c["top_imports_ms"])
             rows.append(
                 [t["label"], f"`{name}`", f"{c['median_ms']:.0f}", f"{c['p90_ms']:.0f}",
-                 c["modules"], top]
+                 f"{c['median_cpu_ms']:.0f}", c["modules"], top]
             )  # fmt: skip
-    headers = ["checkout", "command", "median ms", "p90 ms", "modules"]
+    headers = ["checkout", "command", "median ms", "p90 ms", "median CPU ms", "modules"]
     return markdown([*headers, "largest imports (cumulative ms)"], rows)
 
 
