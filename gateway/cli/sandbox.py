@@ -1,4 +1,8 @@
-"""``mail-gateway sandbox``: run the HubSpot sandbox alone until SIGINT/SIGTERM."""
+"""``mail-gateway sandbox``: run the HubSpot sandbox alone until SIGINT/SIGTERM.
+
+The sandbox app (aiohttp, half a second to import) is imported when the command runs, not when
+the CLI starts.
+"""
 
 from __future__ import annotations
 
