@@ -36,7 +36,6 @@ HEAVY = (
     "nh3",
     "email_validator",
     "dns",
-    "numpy",  # sqlite-utils would import it; gateway/cli/common.py imports sqlite-utils without
 )
 
 # The console script's start (import main, call it), reporting sys.modules on the way out.
