@@ -94,6 +94,7 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
     import secrets
 
     from gateway.hubspot.connect import OAUTH_KEY, OAUTH_STATE_KEY, authorize_url
+    from gateway.store.db import write_transaction
     from gateway.store.queries import kv_get, kv_set
 
     settings = ctx.settings
@@ -105,7 +106,7 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
     state = secrets.token_urlsafe(16)
     db = ctx.db()
     before = kv_get(db, OAUTH_KEY)
-    with db.atomic():
+    with write_transaction(db):
         kv_set(db, OAUTH_STATE_KEY, state)
     click.echo("Open this URL in a browser logged in to HubSpot and approve the app:")
     click.echo(authorize_url(ep, settings.http.public_url, state))

@@ -17,12 +17,13 @@ def retry(ctx: Context, job_ids: tuple[int, ...], as_json: bool) -> None:
     """Run dead letters again: all of them, or the given job ids."""
     from gateway.store import jobs as jobq
     from gateway.store import queries
+    from gateway.store.db import write_transaction
 
     db = ctx.db()
     dead = queries.dead_letters(db)
     if as_json and not job_ids:
         emit_json(dead)
-    with db.atomic():
+    with write_transaction(db):
         n = jobq.revive(db, list(job_ids) or None)
     if not as_json:
         click.echo(f"{n} dead job(s) queued again")
@@ -58,9 +59,10 @@ def quarantine_list(ctx: Context, include_retried: bool, as_json: bool) -> None:
 def quarantine_retry(ctx: Context, quarantine_id: int) -> None:
     """Process a quarantined mail again (the running daemon picks it up)."""
     from gateway.store import queries
+    from gateway.store.db import write_transaction
 
     db = ctx.db()
-    with db.atomic():
+    with write_transaction(db):
         job_id = queries.retry_quarantined(db, quarantine_id)
     click.echo(f"quarantine {quarantine_id}: queued again as job {job_id}")
 

@@ -77,10 +77,11 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
 @friendly_errors
 def handoff(ctx: Context, session_id: int, reason: str) -> None:
     """Hand a conversation to HubSpot now (the running daemon does the work)."""
+    from gateway.store.db import write_transaction
     from gateway.store.hubspot import request_handoff
 
     db = ctx.db()
-    with db.atomic():
+    with write_transaction(db):
         new = request_handoff(db, session_id, reason=reason, trigger="person")
     if new:
         click.echo(f"session {session_id}: handoff queued ({reason})")

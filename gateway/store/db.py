@@ -10,12 +10,13 @@ beside the writer).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +67,26 @@ def pending_migrations(path: str | Path) -> list[str]:
         return [m.name for m in migrations.pending(db)]
     finally:
         db.conn.close()
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """One transaction that takes the write lock at BEGIN (BEGIN IMMEDIATE), for writers outside
+    the daemon's writer thread (the CLI).
+
+    A deferred BEGIN that reads first and writes later cannot wait for the lock in WAL mode:
+    when the daemon commits in between, SQLite answers SQLITE_BUSY at once ("database is
+    locked"), busy_timeout or not (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY").
+    Taking the lock first makes busy_timeout apply.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 class _Write:
