@@ -35,6 +35,18 @@ class Listen:
         return f"{self.host}:{self.port}"
 
 
+def listener_url(listen: Listen) -> str:
+    """`http://HOST:PORT` for a listener, as a client on this machine reaches it: a wildcard
+    host (0.0.0.0, ::, empty) becomes the loopback address, an IPv6 literal gets its brackets
+    (RFC 3986 section 3.2.2)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen.host, listen.host)
+    return f"http://[{host}]:{listen.port}" if ":" in host else f"http://{host}:{listen.port}"
+
+
+# the listeners' help: port 0 is for tests and benches, which then need not guess a free port
+PORT_ZERO = " Port 0: the kernel picks a free one (logged and sent in the READY status)."
+
+
 class Secret(str):
     """A string that never shows itself in repr, logs or `config show`."""
 
@@ -90,7 +102,7 @@ class GatewaySettings:
 @dataclass(frozen=True)
 class SmtpSettings:
     listen: Listen = _key(
-        "Address and port of the SMTP listener.", Listen("127.0.0.1", 2525), "listen"
+        "Address and port of the SMTP listener." + PORT_ZERO, Listen("127.0.0.1", 2525), "listen"
     )
     addresses: list[str] = _key(
         "Support addresses accepted as recipients (exact, case-insensitive).", [], "addresses"
@@ -123,13 +135,15 @@ class SmtpSettings:
 @dataclass(frozen=True)
 class HttpSettings:
     listen: Listen = _key(
-        "Address and port of the HTTP listener (webhooks, health).",
+        "Address and port of the HTTP listener (webhooks, health)." + PORT_ZERO,
         Listen("127.0.0.1", 8025),
         "listen",
     )
     public_url: str = _key(
-        "The https URL HubSpot calls; webhook signatures are checked against it.",
-        "http://127.0.0.1:8025",
+        "The https URL HubSpot calls (webhooks, OAuth redirect); webhook signatures are checked "
+        "against it. Unset: http://HOST:PORT of http.listen, and with port 0 the port the daemon "
+        "bound.",
+        "",
         "url",
     )
 
@@ -143,7 +157,7 @@ class HubspotSettings:
         choices=("sandbox", "live"),
     )
     sandbox_listen: Listen = _key(
-        "Where the built-in sandbox listens when mode = sandbox.",
+        "Where the built-in sandbox listens when mode = sandbox." + PORT_ZERO,
         Listen("127.0.0.1", 8026),
         "listen",
     )
@@ -593,8 +607,8 @@ def _check_listen(v: Any) -> Listen:
     host = host.strip("[]")
     if not host:
         raise ValueError('expected "HOST:PORT" with a host')
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("is not a valid port (1-65535)")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("is not a valid port (0-65535)")
     return Listen(host, int(port))
 
 
@@ -765,6 +779,9 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     imap = _build_imap(raw.get("imap", []), base, environ, label, problems)
     if not problems:
         _cross_checks(built, label, problems)
+        if not built["http"].public_url:  # readers without a bound port (CLI, doctor) need one
+            url = listener_url(built["http"].listen)
+            built["http"] = dataclasses.replace(built["http"], public_url=url)
         _check_imap(imap, built["smtp"], label, problems)
     if problems:
         raise ConfigError(problems)

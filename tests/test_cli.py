@@ -115,7 +115,7 @@ def test_config_check_reports_every_problem(tmp_path: Path):
     assert code == 2
     lines = err.strip().splitlines()
     assert (
-        'error: config.toml: smtp.listen: "127.0.0.1:99999" is not a valid port (1-65535)' in lines
+        'error: config.toml: smtp.listen: "127.0.0.1:99999" is not a valid port (0-65535)' in lines
     )
     assert any("smtp.max_recipients" in ln and "whole number" in ln for ln in lines)
     assert any("smtp.max_recipents: unknown key" in ln for ln in lines)

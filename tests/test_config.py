@@ -58,7 +58,7 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path):
         (
             '"127.0.0.1:2525"',
             '"127.0.0.1:99999"',
-            'smtp.listen: "127.0.0.1:99999" is not a valid port (1-65535)',
+            'smtp.listen: "127.0.0.1:99999" is not a valid port (0-65535)',
         ),
         (
             '"127.0.0.1:2525"',
