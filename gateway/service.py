@@ -1,6 +1,10 @@
 """The composition root: builds every part from Settings, owns the loop, starts and stops them.
 
-Start order: store, SMTP intake, HTTP, the HubSpot sandbox (mode = sandbox), worker.
+Start order: store; the HTTP socket bound (not yet serving: its port, the kernel's pick for
+port 0, completes http.public_url); the HubSpot sandbox (mode = sandbox, its webhooks aimed at
+that URL) and its setup; SMTP intake; HTTP serving; worker. The store comes first (a mail is in
+it before its 250) and the worker last (jobs run only once everything they call is up).
+When started, the daemon reports the ports it bound in the log and in its READY status.
 Stop order: refuse new SMTP sessions (421), let sessions in DATA finish, drain the worker
 with a deadline, close HTTP and the sandbox, close the store. Nothing accepted is lost at any
 point: a mail is in the store before its 250, and an unfinished job runs again at next start.
@@ -18,14 +22,16 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
+import urllib.parse
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.config import Secret, Settings, load_settings
+from gateway.config import Listen, Secret, Settings, listener_url, load_settings
 from gateway.errors import GatewayError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
@@ -81,6 +87,7 @@ class Gateway:
     parse_pool: ProcessPoolExecutor | None = None
     processor: MailProcessor | None = None
     _lock_fd: int | None = None
+    _http_sockets: list[socket.socket] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @property
@@ -90,8 +97,18 @@ class Gateway:
 
     @property
     def http_port(self) -> int:
-        assert self.http_runner is not None
-        return self.http_runner.addresses[0][1]
+        """The HTTP port bound, known from the bind on (before HTTP serves)."""
+        assert self._http_sockets, "bound in start()"
+        return self._http_sockets[0].getsockname()[1]
+
+    def serving(self) -> str:
+        """Where the daemon listens, with the ports it bound: the READY status and log line."""
+        s = self.settings
+        where = [f"SMTP on {s.smtp.listen.host}:{self.smtp_port}"]
+        where.append(f"HTTP on {s.http.listen.host}:{self.http_port}")
+        if self.sandbox is not None:
+            where.append(f"HubSpot sandbox on {s.hubspot.sandbox_listen.host}:{self.sandbox.port}")
+        return "serving " + ", ".join(where)
 
     async def start(self) -> None:
         s = self.settings
@@ -116,6 +133,9 @@ class Gateway:
         self.assist = assist = AssistJob.from_settings(store, s.assistant)
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
+        # bound now, served once the app exists: the sandbox and the setup need the public URL
+        self._http_sockets = _bind(s.http.listen)
+        self.settings = s = _with_public_url(s, self.http_port)
         if s.hubspot.mode == "sandbox":
             from gateway.sandbox import start_sandbox
 
@@ -179,7 +199,8 @@ class Gateway:
         metrics.sources = Sources(store, self.gate, self.webstate.counters, self.hubspot)
         self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
         await self.http_runner.setup()
-        await web.TCPSite(self.http_runner, s.http.listen.host, s.http.listen.port).start()
+        for sock in self._http_sockets:
+            await web.SockSite(self.http_runner, sock).start()
         self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         if s.hubspot.replies in ("poll", "both"):
             poller = self.replies.poll_forever(s.hubspot.poll_interval, self.worker.wake)
@@ -190,13 +211,11 @@ class Gateway:
         if self.notifier.watchdog_seconds:
             watchdog = self.notifier.watchdog_loop()
             self._tasks.append(asyncio.create_task(watchdog, name="watchdog"))
-        self.notifier.ready(f"serving SMTP on {s.smtp.listen.host}:{self.smtp_port}")
+        self.notifier.ready(self.serving())
         log.info(
-            "mail-gateway ready: SMTP %s:%d, HTTP %s:%d, store %s",
-            s.smtp.listen.host,
-            self.smtp_port,
-            s.http.listen.host,
-            self.http_port,
+            "mail-gateway ready: %s; public URL %s; store %s",
+            self.serving(),
+            s.http.public_url,
             s.db_path,
         )
 
@@ -281,7 +300,7 @@ class Gateway:
                 log.error("reload refused, keeping the running settings: %s", line)
             self.notifier.ready("reload failed; running on the previous settings")
             return []
-        needs_restart = _restart_keys(old, new)
+        needs_restart = _restart_keys(old, _with_public_url(new, self.http_port))
         self.settings = dataclasses.replace(
             old,
             signatures=new.signatures,
@@ -302,7 +321,7 @@ class Gateway:
         )
         for key in needs_restart:
             log.warning("reload: %s changed; it takes effect after a restart", key)
-        self.notifier.ready(f"serving SMTP on {old.smtp.listen.host}:{self.smtp_port}")
+        self.notifier.ready(self.serving())
         return needs_restart
 
     async def stop(self, *, drain_seconds: float = 30.0) -> None:
@@ -331,6 +350,8 @@ class Gateway:
                 await self.store.write(lambda db: kv_set(db, RUNTIME_KEY, snap))
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        for sock in self._http_sockets:
+            sock.close()  # served ones are closed already; this is for a start that failed
         if self.hubspot is not None:
             await self.hubspot.close()
         if self.sandbox is not None:
@@ -361,6 +382,56 @@ def _with_ids(fn):
             await fn(job)
 
     return run
+
+
+def _bind(listen: Listen) -> list[socket.socket]:
+    """TCP sockets bound to host:port and not yet listening (connections are refused until
+    HTTP serves), as asyncio's create_server binds them: every address the host resolves to
+    (getaddrinfo(3), AI_PASSIVE), SO_REUSEADDR, IPV6_V6ONLY. With port 0 the first address
+    takes the kernel's pick and the others the same port. Raises OSError naming the address."""
+    infos = socket.getaddrinfo(
+        listen.host or None, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    port = listen.port
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((address[0], port, *address[2:]))
+            except OSError as exc:
+                where = f"{address[0]}:{port}"
+                raise OSError(exc.errno, f"cannot bind HTTP on {where}: {exc.strerror}") from None
+            port = sock.getsockname()[1]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _with_public_url(settings: Settings, http_port: int) -> Settings:
+    """The settings with http.public_url completed by the bound HTTP port: unset, it is the
+    listener's own URL (config.listener_url); naming port 0, it gets the bound port. A URL
+    with a real port (a proxy, a public name) is kept exactly as configured."""
+    http = settings.http
+    url = urllib.parse.urlsplit(http.public_url)
+    try:
+        port = url.port
+    except ValueError:  # not a number: kept as configured
+        port = None
+    if not http.public_url:
+        public_url = listener_url(Listen(http.listen.host, http_port))
+    elif port == 0:
+        host = f"[{url.hostname}]" if ":" in (url.hostname or "") else url.hostname
+        public_url = url._replace(netloc=f"{host}:{http_port}").geturl()
+    else:
+        return settings
+    return dataclasses.replace(settings, http=dataclasses.replace(http, public_url=public_url))
 
 
 def _secrets(settings: Settings) -> list[str]:

@@ -202,7 +202,8 @@ class SandboxServer:
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
+        """The port bound (the kernel's pick when started on port 0), read from the socket."""
+        return int(self.runner.addresses[0][1])
 
     def info(self) -> dict[str, Any]:
         """Provisioned ids and demo credentials (the same as GET /_sandbox/info)."""
