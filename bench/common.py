@@ -1,9 +1,10 @@
 """Helpers the benchmarks and the soak campaign share: configs, the sandbox set-up a live-mode
 daemon needs, tables and result files.
 
-The daemon launcher (`Daemon`, `free_port`) is the tests' own (tests/helpers/daemon.py): one
-launcher, so the benchmarks start, wait for and stop the daemon exactly as the crash tests do.
-tests/ goes on sys.path for that; the helpers it holds import neither pytest nor a test.
+The daemon launcher (`Daemon`) is the tests' own (tests/helpers/daemon.py): one launcher, so
+the benchmarks start, wait for and stop the daemon exactly as the crash tests do, on port 0
+with the ports read from its READY status. tests/ goes on sys.path for that; the helpers it
+holds import neither pytest nor a test.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ for _path in (ROOT, ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from helpers.daemon import Daemon, free_port  # noqa: E402  (needs the sys.path above)
+from helpers.daemon import Daemon  # noqa: E402  (needs the sys.path above)
 
-__all__ = ["Daemon", "free_port"]  # re-exported for the benches
+__all__ = ["Daemon"]  # re-exported for the benches
 
 
 def pct(values: list[float], p: float) -> float:
@@ -57,7 +58,8 @@ def make_mail(i: int, size: int, *, token: str = "", extra_headers: str = "") ->
 def gateway_config(
     state: Path, smtp: int, http: int, extra: str = "", log_level: str = "warning", **hubspot: Any
 ) -> str:
-    """A daemon config: loopback ports, one support address, [hubspot] as given."""
+    """A daemon config: loopback ports (0: the kernel picks), one support address, [hubspot]
+    as given. http.public_url is unset: the daemon derives it from the HTTP port it binds."""
     hs = {"mode": "live", **hubspot}
     hs_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in hs.items())
     return f"""
@@ -72,7 +74,6 @@ addresses = ["support@example.com"]
 max_sessions = 500
 [http]
 listen = "127.0.0.1:{http}"
-public_url = "http://127.0.0.1:{http}"
 [hubspot]
 {hs_lines}
 {extra}
@@ -90,9 +91,10 @@ def sandbox_hubspot(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def seed_setup(config: Path) -> None:
+async def seed_setup(config: Path, public_url: str = "") -> None:
     """What `mail-gateway hubspot setup` does: find/create the channel, inbox, property...
-    and store the ids in the daemon's store (kv `hubspot.setup`), before the daemon starts."""
+    and store the ids in the daemon's store (kv `hubspot.setup`). The channel's webhooks go to
+    `public_url` (default: the config's http.public_url)."""
     from gateway.config import load_settings
     from gateway.hubspot.connect import build_client, endpoint_for
     from gateway.hubspot.setup import SETUP_KEY, run_setup
@@ -104,9 +106,8 @@ async def seed_setup(config: Path) -> None:
     store = Store(s.db_path)
     client = build_client(s, store, endpoint_for(s))
     try:
-        report = await run_setup(
-            client, s.hubspot, sorted(set(s.smtp.addresses)), s.http.public_url
-        )
+        mailboxes = sorted(set(s.smtp.addresses))
+        report = await run_setup(client, s.hubspot, mailboxes, public_url or s.http.public_url)
         ids = report.ids.to_json()
         await store.write(lambda db: kv_set(db, SETUP_KEY, ids))
     finally:
@@ -178,9 +179,17 @@ async def live_daemon(
         return cfg
 
     daemon = Daemon(write, workdir / "daemon.log")
+    await start_live(daemon)
+    return daemon
+
+
+async def start_live(daemon: Daemon) -> None:
+    """Start a live-mode daemon set up: the ids in its store before it starts (a handoff finds
+    them), then, once its HTTP port is known, the channel's webhooks aimed at that port (the
+    config says port 0). Restarts keep the port, so the webhooks stay right."""
     await seed_setup(daemon.configure())
     await daemon.astart()
-    return daemon
+    await seed_setup(daemon.configure(), f"http://127.0.0.1:{daemon.http_port}")
 
 
 def db_rows(db: Path, sql: str, args: list | None = None) -> list[tuple]:

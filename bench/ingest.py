@@ -41,7 +41,7 @@ from pathlib import Path
 import aiosmtplib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Daemon, free_port, gateway_config, make_mail, markdown, median, pct, save
+from common import Daemon, gateway_config, make_mail, markdown, median, pct, save
 
 from helpers.mailsystem import (  # tests/ is on sys.path (common)
     POSTFIX,
@@ -49,6 +49,7 @@ from helpers.mailsystem import (  # tests/ is on sys.path (common)
     postfix_start,
     postfix_stop,
     private_folder,
+    server_port,
     start_with_retry,
 )
 
@@ -116,7 +117,7 @@ class Server:
             root = self.root = private_folder("gw-bench-postfix-")
 
             def start_postfix() -> None:  # the port is picked in advance: retried on a clash
-                self.port = free_port()
+                self.port = server_port()
                 main_cf = postfix_main_cf(
                     root,
                     hostname="bench.test",

@@ -60,7 +60,7 @@ from common import (
     markdown,
     sandbox_hubspot,
     save,
-    seed_setup,
+    start_live,
 )
 
 AGENT = "A-301"
@@ -190,8 +190,7 @@ timeout = 5
             return config
 
         self.daemon = Daemon(write, self.workdir / "daemon.log")
-        await seed_setup(self.daemon.configure())
-        await self.daemon.astart()
+        await start_live(self.daemon)
         self.http = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=aiohttp.ClientTimeout(total=5),

@@ -1,15 +1,17 @@
-"""Shared fixtures: settings on free ports, a running gateway, SMTP helpers, corpus paths.
+"""Shared fixtures: settings on port 0, a running gateway, SMTP helpers, corpus paths.
+
+Gateways listen on port 0 (the kernel picks) and tests read the ports bound from the running
+gateway (gw.smtp_port, gw.http_port, gw.sandbox.port): no port is guessed in advance.
 
 Code shared beyond fixtures (the daemon launcher, the mail-server configurations, waiting
-helpers, the corpora) lives in tests/helpers/; `free_port` and `wait_for` are re-exported here
-for the test modules that import them from conftest.
+helpers, the corpora) lives in tests/helpers/; `wait_for` is re-exported here for the test
+modules that import it from conftest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
 from gateway.store.db import Store
 
-from helpers.daemon import free_port
+from helpers.mailsystem import server_port
 from helpers.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,45 +70,33 @@ def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
+def dead_port() -> int:
+    """A port nothing listens on (free now, handed to no server): connecting there is refused."""
+    return server_port()
+
+
 @pytest.fixture
 def settings(config_path: Path) -> Settings:
-    """Settings on port 0 (the OS picks free ports: no races between tests)."""
+    """Settings on port 0 (the kernel picks: no races between tests); public_url unset, so the
+    gateway derives it from the HTTP port it binds (gw.settings.http.public_url)."""
     s = load_settings(config_path)
     return dataclasses.replace(
         s,
         smtp=dataclasses.replace(s.smtp, listen=Listen("127.0.0.1", 0)),
-        http=dataclasses.replace(s.http, listen=Listen("127.0.0.1", 0)),
+        http=dataclasses.replace(s.http, listen=Listen("127.0.0.1", 0), public_url=""),
     )
 
 
 async def start_gateway(settings: Settings) -> Gateway:
-    """A started gateway. An HTTP port picked in advance (hub_settings: HubSpot's webhooks
-    must know it) may be taken by another process before the bind: then pick another and
-    start again (3 tries). Port 0 (the default here) never clashes."""
-    for attempt in range(3):
-        gw = Gateway(settings)
-        try:
-            await gw.start()
-            return gw
-        except OSError as exc:
-            with contextlib.suppress(Exception):
-                await gw.stop(drain_seconds=0)
-            if exc.errno != errno.EADDRINUSE or not settings.http.listen.port or attempt == 2:
-                raise
-            settings = with_http_port(settings, free_port())
-    raise AssertionError("unreachable")
-
-
-def with_http_port(settings: Settings, port: int) -> Settings:
-    """The settings with HTTP on `port`, public_url following it."""
-    return dataclasses.replace(
-        settings,
-        http=dataclasses.replace(
-            settings.http,
-            listen=Listen("127.0.0.1", port),
-            public_url=f"http://127.0.0.1:{port}",
-        ),
-    )
+    """A started gateway; a start that fails is stopped (lock, store and sockets released)."""
+    gw = Gateway(settings)
+    try:
+        await gw.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await gw.stop(drain_seconds=0)
+        raise
+    return gw
 
 
 @contextlib.asynccontextmanager
@@ -180,10 +170,10 @@ def make_mail(
 
 @pytest.fixture
 def hub_settings(settings: Settings) -> Settings:
-    """Settings with the built-in HubSpot sandbox on a free port, fast retries."""
-    # known in advance: HubSpot's webhooks must find it (running() retries on a clash)
+    """Settings with the built-in HubSpot sandbox on port 0, fast retries. The sandbox's
+    webhooks go to the gateway's public URL, completed with the HTTP port bound at start."""
     return dataclasses.replace(
-        with_http_port(settings, free_port()),
+        settings,
         hubspot=dataclasses.replace(
             settings.hubspot, mode="sandbox", sandbox_listen=Listen("127.0.0.1", 0), sandbox_db=None
         ),

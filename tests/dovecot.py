@@ -32,7 +32,6 @@ from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
 
 from conftest import write_config
-from helpers.daemon import free_port
 from helpers.mailsystem import (
     DOVECOT,
     PASSWORD,
@@ -41,6 +40,7 @@ from helpers.mailsystem import (
     dovecot_start,
     dovecot_stop,
     private_folder,
+    server_port,
     start_with_retry,
 )
 from helpers.waiting import wait_for
@@ -83,7 +83,7 @@ class Dovecot:
             start_with_retry(self._first_start)
 
     def _first_start(self) -> None:
-        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.imap_port, self.imaps_port = server_port(), server_port()
         self.conf.write_text(
             dovecot_conf(self.dir, imap_port=self.imap_port, imaps_port=self.imaps_port)
         )

@@ -36,7 +36,6 @@ import pytest
 
 from gateway.config import RelaySettings
 
-from helpers.daemon import free_port
 from helpers.mailsystem import (
     DOVECOT,
     PASSWORD,
@@ -50,6 +49,7 @@ from helpers.mailsystem import (
     postfix_stop,
     private_folder,
     run,
+    server_port,
     start_with_retry,
 )
 
@@ -148,7 +148,7 @@ class MailServers:
 
 def _start(root: Path) -> MailServers:
     """Dovecot (LMTP + IMAP), then Postfix handing customer.test to that LMTP."""
-    servers = MailServers(root, free_port(), free_port(), free_port())
+    servers = MailServers(root, server_port(), server_port(), server_port())
     dc = root / "dovecot"
     dc.mkdir()
     dovecot_prepare(dc)

@@ -25,7 +25,7 @@ from gateway.relay.sender import (
 from gateway.store import outbound
 from gateway.store.db import Store
 
-from conftest import free_port, write_config
+from conftest import dead_port, write_config
 
 SECRET = b"test-secret"
 
@@ -196,7 +196,7 @@ async def test_temporary_failures_retry_then_deliver(smtp_server, store, fault):
 async def test_refused_connection_and_timeout_are_temporary(smtp_server, store):
     did, _ = await queued(store)
     with pytest.raises(TransientError):
-        await deliver_once(store, relay(free_port()), did)
+        await deliver_once(store, relay(dead_port()), did)
     smtp_server.faults = ["slow"]
     res = await relay(smtp_server.port, timeout=1).send(
         await store.read(lambda db: outbound.get_delivery(db, did))
@@ -220,7 +220,7 @@ async def test_550_fails_permanently_with_the_server_reply(smtp_server, store):
 
 async def test_gives_up_after_max_age(store):
     did, _ = await queued(store)
-    sender = relay(free_port(), max_age_hours=24)
+    sender = relay(dead_port(), max_age_hours=24)
     t0 = 1_000_000.0
     with pytest.raises(TransientError):
         await deliver_once(store, sender, did, now=t0)

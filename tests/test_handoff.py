@@ -292,7 +292,7 @@ async def test_hubspot_setup_cli_is_idempotent(hub: Gateway, hub_settings):
         **{
             'mode = "live"': f'mode = "sandbox"\nsandbox_listen = "127.0.0.1:{port}"',
             '"127.0.0.1:8025"': (
-                f'"{hub_settings.http.listen}"\npublic_url = "{hub_settings.http.public_url}"'
+                f'"127.0.0.1:{hub.http_port}"\npublic_url = "{hub.settings.http.public_url}"'
             ),
         },
     )
@@ -333,7 +333,7 @@ async def test_hubspot_setup_cli_is_idempotent(hub: Gateway, hub_settings):
         assert "results" in await c.get("/crm/v3/owners")
     # a forged callback is refused
     async with aiohttp.ClientSession() as s:
-        bad = f"{hub_settings.http.public_url}/hubspot/oauth-callback?code=x&state=forged"
+        bad = f"{hub.settings.http.public_url}/hubspot/oauth-callback?code=x&state=forged"
         async with s.get(bad) as r:
             assert r.status == 400
 

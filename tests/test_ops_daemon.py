@@ -1,112 +1,105 @@
-"""The real daemon as systemd runs it: sd_notify, SIGTERM drains without loss, SIGHUP reloads."""
+"""The real daemon as systemd runs it: sd_notify, SIGTERM drains without loss, SIGHUP reloads,
+and on port 0 it reports the ports it bound."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-import os
+import json
 import signal
 import smtplib
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, make_mail, write_config
+from gateway.hubspot.setup import CHANNELS, WEBHOOK_PATH
+
+from conftest import make_mail, write_config
+from helpers.daemon import Daemon
+from helpers.waiting import wait_until
 
 KNOWLEDGE = Path(__file__).resolve().parents[1] / "examples" / "knowledge"
 
 
-def start_daemon(config: Path, smtp_port: int, log: Path, env: dict | None = None):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        env={**os.environ, **(env or {})},
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=2) as s:
-                s.noop()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("daemon did not start: " + log.read_text())
-
-
 @pytest.fixture
-def ports(tmp_path):
-    return free_port(), free_port()
+def daemon(tmp_path: Path):
+    """Makes the test's daemon (the shared launcher: port 0, ports read from READY); extra
+    config text and environment as given. Killed at the end."""
+    made: list[Daemon] = []
+
+    def make(extra: str = "", env: dict[str, str] | None = None, **replace: str) -> Daemon:
+        def config(smtp_port: int, http_port: int) -> Path:
+            return write_config(
+                tmp_path,
+                extra,
+                **{
+                    '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
+                    '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
+                    "max_sessions = 50": "max_sessions = 100",
+                    **replace,
+                },
+            )
+
+        made.append(Daemon(config, tmp_path / "daemon.log", env))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.kill9()
 
 
-def config_for(tmp_path: Path, ports, extra: str = "") -> Path:
-    smtp_port, http_port = ports
-    return write_config(
-        tmp_path,
-        extra,
-        **{
-            '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
-            '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
-            "max_sessions = 50": "max_sessions = 100",
-        },
-    )
+def test_ready_and_watchdog_reach_the_notify_socket(daemon):
+    d = daemon(env={"WATCHDOG_USEC": "200000"})
+    d.start()
+    wait_until(lambda: d.received(wait=0.1).count("WATCHDOG=1") >= 3, 10, "3 watchdog pings")
+    assert "READY=1" in d.messages  # pinged every 0.1 s, READY first
+    status = f"STATUS=serving SMTP on 127.0.0.1:{d.smtp_port}, HTTP on 127.0.0.1:{d.http_port}"
+    assert status in d.messages
+    assert d.stop() == 0
+    assert "STOPPING=1" in d.messages
 
 
-@pytest.fixture
-def procs():
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
-def test_ready_and_watchdog_reach_the_notify_socket(tmp_path, ports, procs):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    path = str(tmp_path / "notify.sock")
-    sock.bind(path)
-    sock.settimeout(10)
-    with sock:
-        proc = start_daemon(
-            config_for(tmp_path, ports),
-            ports[0],
-            tmp_path / "daemon.log",
-            {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
-        )
-        procs.append(proc)
-        seen: list[str] = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and seen.count("WATCHDOG=1") < 3:
-            seen += sock.recv(4096).decode().splitlines()
-        assert "READY=1" in seen
-        assert any(line.startswith("STATUS=serving SMTP") for line in seen)
-        assert seen.count("WATCHDOG=1") >= 3  # pinged every 0.1 s
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        rest = []
-        with pytest.raises(TimeoutError):
-            sock.settimeout(0.5)
-            while True:
-                rest += sock.recv(4096).decode().splitlines()
-        assert "STOPPING=1" in rest
+def test_on_port_0_the_daemon_reports_the_ports_it_bound(daemon, tmp_path):
+    """Listeners on port 0: the ports in READY answer SMTP and HTTP, and the sandbox sends its
+    webhooks to the HTTP port bound (public_url unset: derived from it)."""
+    d = daemon(**{'mode = "live"': 'mode = "sandbox"\nsandbox_listen = "127.0.0.1:0"'})
+    d.start()
+    assert 0 not in (d.smtp_port, d.http_port, d.sandbox_port)
+    with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
+        assert s.noop()[0] == 250
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.http_port}/healthz", timeout=10) as r:
+        assert r.status == 200
+    sandbox = f"http://127.0.0.1:{d.sandbox_port}"
+    with urllib.request.urlopen(f"{sandbox}/_sandbox/info", timeout=10) as r:
+        info = json.load(r)
+    public_url = f"http://127.0.0.1:{d.http_port}"
+    assert info["webhookTargetUrl"] == public_url + "/hubspot/webhook"
+    keys = f"hapikey={info['developerApiKey']}&appId={info['appId']}"
+    with urllib.request.urlopen(f"{sandbox}{CHANNELS}?{keys}", timeout=10) as r:
+        [channel] = json.load(r)["results"]  # registered by the daemon's HubSpot setup
+    assert channel["webhookUrl"] == public_url + WEBHOOK_PATH
+    log = d.tail()
+    assert f"HubSpot sandbox on 127.0.0.1:{d.sandbox_port}" in log
+    assert f"public URL {public_url};" in log
+    # a restart binds the same ports: what clients and the sandbox were told stays true
+    ports = (d.smtp_port, d.http_port)
+    d.kill9()
+    d.start()
+    assert (d.smtp_port, d.http_port) == ports
+    assert d.stop() == 0
 
 
 def test_sigterm_during_a_stream_keeps_every_250_and_refuses_newcomers_with_421(
-    tmp_path, ports, procs
+    daemon, tmp_path
 ):
-    smtp_port = ports[0]
-    proc = start_daemon(config_for(tmp_path, ports), smtp_port, tmp_path / "daemon.log")
-    procs.append(proc)
+    d = daemon()
+    d.start()
+    proc, smtp_port = d.proc, d.smtp_port
+    assert proc is not None
     acked: list[str] = []
     refused: list[int] = []
     lock = threading.Lock()
@@ -178,16 +171,6 @@ def _captured_texts(outbox: Path) -> list[str]:
     return out
 
 
-def _wait(predicate, within: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 ASSISTED = f"""
 [relay]
 mode = "capture"
@@ -203,35 +186,35 @@ default = "SIGNATURE-ONE"
 """
 
 
-def test_sighup_reloads_the_signature_without_dropping_a_connection(tmp_path, ports, procs):
-    config = config_for(tmp_path, ports, ASSISTED)
-    log = tmp_path / "daemon.log"
-    proc = start_daemon(config, ports[0], log)
-    procs.append(proc)
+def test_sighup_reloads_the_signature_without_dropping_a_connection(daemon, tmp_path):
+    d = daemon(ASSISTED)
+    d.start()
+    config, log, proc = d.configure(), d.log, d.proc
+    assert proc is not None
     outbox = tmp_path / "state" / "outbox"
     question = "How do I reset my password?"
 
-    with smtplib.SMTP("127.0.0.1", ports[0], timeout=10) as s:
+    with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
         s.sendmail(
             "alice@customer.test",
             ["support@example.com"],
             make_mail(sender="alice@customer.test", subject="Password", body=question),
         )
-    texts = _wait(lambda: _captured_texts(outbox) if outbox.exists() else [], what="reply 1")
+    texts = wait_until(lambda: _captured_texts(outbox) if outbox.exists() else [], 20, "reply 1")
     assert "SIGNATURE-ONE" in texts[0]
 
-    session = smtplib.SMTP("127.0.0.1", ports[0], timeout=10)  # open across the reload
+    session = smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10)  # open across the reload
     session.ehlo()
     config.write_text(config.read_text().replace("SIGNATURE-ONE", "SIGNATURE-TWO"))
     proc.send_signal(signal.SIGHUP)
-    _wait(lambda: "reloaded" in log.read_text(), what="the reload")
+    wait_until(lambda: "reloaded" in log.read_text(), 20, "the reload")
     session.sendmail(
         "bob@customer.test",
         ["support@example.com"],
         make_mail(sender="bob@customer.test", subject="Password", body=question),
     )
     session.quit()
-    texts = _wait(lambda: (t := _captured_texts(outbox)) and len(t) >= 2 and t, what="reply 2")
+    texts = wait_until(lambda: (t := _captured_texts(outbox)) and len(t) >= 2 and t, 20, "reply 2")
     assert any("SIGNATURE-TWO" in t for t in texts)
     assert sum("SIGNATURE-ONE" in t for t in texts) == 1
     assert proc.poll() is None  # still serving

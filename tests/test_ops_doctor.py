@@ -12,7 +12,7 @@ from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds
 from gateway.sandbox.state import DEMO
 from gateway.store.queries import kv_get
 
-from conftest import free_port, write_config
+from conftest import dead_port, write_config
 
 EXTRA = """
 [relay]
@@ -74,7 +74,7 @@ async def test_doctor_reports_revoked_token_wrong_webhook_and_dead_relay(hub, tm
         f"{CHANNELS}/{ids.channel_id}", {"webhookUrl": "https://wrong.test/hook"}, developer=True
     )
     hub.sandbox.state.data["tokens"].pop(DEMO["static_token"])  # revoked in HubSpot
-    dead = f'mode = "smtp"\nhost = "127.0.0.1"\nport = {free_port()}\ntls = "none"\ntimeout = 2'
+    dead = f'mode = "smtp"\nhost = "127.0.0.1"\nport = {dead_port()}\ntls = "none"\ntimeout = 2'
     code, checks = await run_doctor(doctor_config(tmp_path, hub, dead))
     assert code != 0
     assert checks["hubspot_token"]["status"] == "fail"

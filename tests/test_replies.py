@@ -19,7 +19,7 @@ import pytest
 from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
 from gateway.service import Gateway
 
-from conftest import free_port, make_mail, running, wait_for
+from conftest import dead_port, make_mail, running, wait_for
 from helpers.waiting import wait_idle
 from hubspot_helpers import admin, api, conversation_of, hand_off, send
 
@@ -195,7 +195,7 @@ async def test_webhook_signatures_replays_and_tampering(rgw: Gateway):
 
 @pytest.fixture
 async def polling_gw(reply_settings: Settings):
-    dead = free_port()  # HubSpot cannot reach this gateway: webhooks fail, polling works
+    dead = dead_port()  # HubSpot cannot reach this gateway: webhooks fail, polling works
     s = dataclasses.replace(
         reply_settings,
         http=dataclasses.replace(

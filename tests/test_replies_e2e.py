@@ -22,7 +22,7 @@ AGENT = "A-301"
 
 
 async def _start(settings: Settings) -> Gateway:
-    return await start_gateway(settings)  # retries if hub_settings' HTTP port was taken
+    return await start_gateway(settings)
 
 
 def _with_relay(hub_settings: Settings, relay) -> Settings:

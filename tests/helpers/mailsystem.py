@@ -6,9 +6,9 @@ files) on loopback ports, next to any system instance. Both need root: they swit
 users (postfix; dovecot, dovenull, mail). The folder must not be under pytest's tmp_path: its
 0700 parents keep those users out (use `private_folder()`).
 
-Ports: Postfix and Dovecot cannot be told "port 0" and report back, so ports are picked in
-advance (helpers.daemon.free_port); when a start fails because another process took a port
-meanwhile, the callers pick again and retry (`start_with_retry`).
+Ports: Postfix and Dovecot cannot be told "port 0" and report back (the gateway can: see
+helpers.daemon), so ports are picked in advance (`server_port`); when a start fails because
+another process took a port meanwhile, the callers pick again and retry (`start_with_retry`).
 
 Why the start and stop are fast (they took 2-3 s each):
 - Postfix re-reads a configuration file written less than a second or so ago, sleeping 300 ms
@@ -308,8 +308,18 @@ def run(args: list[str], what: str, *, check: bool = True) -> None:
             raise RuntimeError(f"{what} failed ({code}): {log.read().decode(errors='replace')}")
 
 
+def server_port() -> int:
+    """A port free now (the kernel's pick for port 0, released), for a server that must be told
+    its port before it starts. Another process may take it before the server binds: start such
+    a server with start_with_retry."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def start_with_retry(start: Callable[[], _T], attempts: int = 3) -> _T:
-    """Call start() (which picks its ports with free_port) again when a port was taken."""
+    """Call start() (which picks its ports with server_port) again when a port was taken: the
+    race server_port cannot close for Postfix and Dovecot."""
     for attempt in range(attempts):
         try:
             return start()
