@@ -136,12 +136,9 @@ def test_sigterm_during_a_stream_keeps_every_250_and_refuses_newcomers_with_421(
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    while len(acked) < 20:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 20, 30, "20 acknowledged mails")
     proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while not refused and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: refused, 10, "a newcomer refused")
     body = make_mail(message_id="slow@customer.test").replace(b"\r\n.", b"\r\n..")
     slow.send(body + b".\r\n")
     code, text = slow.getreply()
