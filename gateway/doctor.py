@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -234,11 +233,36 @@ async def check_knowledge(run: DoctorRun) -> Check:
 
 
 # --------------------------------------------------------------------------- HubSpot
+#
+# One implementation for `doctor` and `mail-gateway hubspot check`: read-only calls through the
+# table in gateway/hubspot/api.py, each failed check naming the config key or command that
+# fixes it.
+
+HUBSPOT_CHECKS = (
+    "hubspot_token",
+    "hubspot_inbox",
+    "hubspot_pipeline",
+    "hubspot_property",
+    "hubspot_owner",
+    "hubspot_channel",
+    "hubspot_accounts",
+)
+_SETUP_FIX = "run `mail-gateway hubspot setup` (or restart the daemon in sandbox mode)"
+_SCOPES_FIX = (
+    "add them to requiredScopes in hubspot-app/src/app/app-hsmeta.json, `hs project upload`, "
+    "then `mail-gateway hubspot connect` again (for hubspot.access_token: grant them to "
+    "that token)"
+)
 
 
 async def _connect_hubspot(run: DoctorRun) -> Check:
-    """Build the client (sandbox ids from the running sandbox) and prove the token works."""
-    from gateway.hubspot.connect import SCOPES, build_client, endpoint_for, sandbox_info_from
+    """Build the client (sandbox ids from the running sandbox) and prove the token works.
+
+    Then HubSpot's token info (POST /oauth/2026-03/token/introspect) must list every scope of
+    gateway.hubspot.api.required_scopes(); a missing one fails, naming the scopes and the fix.
+    """
+    from gateway.hubspot.api import required_scopes
+    from gateway.hubspot.connect import build_client, endpoint_for, sandbox_info_from, token_info
     from gateway.hubspot.errors import HubSpotError
     from gateway.store.db import Store
 
@@ -256,64 +280,89 @@ async def _connect_hubspot(run: DoctorRun) -> Check:
     run.client = client = build_client(s, run.store, ep)
     try:
         async with asyncio.timeout(20):
-            await client.get("/crm/v3/owners", params={"limit": 1})
+            await client.call("owners_list", params={"limit": 1})
+            token = await client.access_token()
     except (HubSpotError, TimeoutError) as exc:
+        run.notes["token_failed"] = True
         return Check("hubspot_token", FAIL, f"HubSpot refuses our credentials: {exc}", fix_token)
     kind = "static token" if ep.token else "OAuth token (refreshed from the stored one)"
     detail = f"{ep.base_url}: {kind} accepted"
-    if not ep.token:
-        return Check("hubspot_token", OK, detail + "; refresh works")
-    try:
-        async with asyncio.timeout(10):
-            tinfo = await client.get(f"/oauth/v1/access-tokens/{ep.token}", auth=False)
-    except (HubSpotError, TimeoutError):
-        return Check("hubspot_token", OK, detail + " (a private-app token: scopes not listable)")
-    granted = set((tinfo or {}).get("scopes") or [])
-    missing = sorted(set(SCOPES.split()) - granted)
-    if missing:
+    if not (ep.client_id and ep.client_secret):
         return Check(
             "hubspot_token",
-            FAIL,
-            detail + f"; scopes missing: {', '.join(missing)}",
-            "grant the missing scopes to the app and reconnect (`mail-gateway hubspot connect`)",
+            WARN,
+            detail + "; scopes not checked: token info needs the app's client id and secret",
+            "set hubspot.client_id and hubspot.client_secret (the app's Auth tab)",
         )
-    expires = (tinfo or {}).get("expires_in")
-    life = "does not expire" if expires is None else f"expires in {expires}s (refreshable)"
+    try:
+        async with asyncio.timeout(10):
+            tinfo = await token_info(ep, token)
+    except (HubSpotError, TimeoutError) as exc:
+        return Check(
+            "hubspot_token",
+            WARN,
+            detail + f"; HubSpot gives no token info ({exc}): scopes not checked",
+            "use the app's OAuth token (`mail-gateway hubspot connect`) to have scopes checked",
+        )
+    missing = sorted(required_scopes() - set(tinfo.get("scopes") or []))
+    if missing:
+        return Check(
+            "hubspot_token", FAIL, detail + f"; scopes missing: {', '.join(missing)}", _SCOPES_FIX
+        )
+    expires = tinfo.get("expires_in")
+    life = f"expires in {expires}s (refreshable)" if expires else "does not expire"
     return Check("hubspot_token", OK, detail + f"; all scopes granted; {life}")
 
 
-async def _load_ids(run: DoctorRun) -> Check | None:
+async def _load_ids(run: DoctorRun) -> None:
     from gateway.hubspot.setup import SETUP_KEY, HubSpotIds
     from gateway.store.queries import kv_get
 
     raw = await run.store.read(lambda db: kv_get(db, SETUP_KEY))
     run.ids = HubSpotIds.from_json(raw)
-    return None
+
+
+async def _read(run: DoctorRun, name: str, call: str, fix: str, **kw: Any) -> Any:
+    """One read-only call of the table; a HubSpotError becomes a failed Check (returned)."""
+    from gateway.hubspot.errors import HubSpotError
+
+    try:
+        async with asyncio.timeout(20):
+            return await run.client.call(call, **kw)
+    except (HubSpotError, TimeoutError) as exc:
+        return Check(name, FAIL, f"{call}: {exc}", fix)
+
+
+async def check_inbox(run: DoctorRun) -> Check:
+    ids = run.ids
+    if ids is None or not ids.inbox_id:
+        return Check("hubspot_inbox", FAIL, "HubSpot setup never ran", _SETUP_FIX)
+    got = await _read(run, "hubspot_inbox", "inboxes_list", _SETUP_FIX)
+    if isinstance(got, Check):
+        return got
+    inbox = next((i for i in got.get("results", []) if str(i.get("id")) == ids.inbox_id), None)
+    if inbox is None:
+        fix = "set hubspot.inbox (an inbox id or name), then `mail-gateway hubspot setup`"
+        return Check("hubspot_inbox", FAIL, f"inbox {ids.inbox_id} no longer exists", fix)
+    return Check("hubspot_inbox", OK, f"inbox {ids.inbox_id} ({inbox.get('name')})")
 
 
 async def check_pipeline(run: DoctorRun) -> Check:
-    from gateway.hubspot.errors import HubSpotError
-
     ids = run.ids
     if ids is None or not ids.pipeline_id:
         return Check("hubspot_pipeline", FAIL, "HubSpot setup never ran", _SETUP_FIX)
-    try:
-        pipelines = (await run.client.get("/crm/v3/pipelines/tickets")).get("results", [])
-    except HubSpotError as exc:
-        return Check("hubspot_pipeline", FAIL, str(exc), _SETUP_FIX)
-    pipeline = next((p for p in pipelines if str(p.get("id")) == ids.pipeline_id), None)
+    got = await _read(run, "hubspot_pipeline", "pipelines_list", _SETUP_FIX, object_type="tickets")
+    if isinstance(got, Check):
+        return got
+    results = got.get("results", [])
+    pipeline = next((p for p in results if str(p.get("id")) == ids.pipeline_id), None)
+    fix = "set hubspot.pipeline and hubspot.stage (id or label), then `mail-gateway hubspot setup`"
     if pipeline is None:
-        return Check(
-            "hubspot_pipeline", FAIL, f"pipeline {ids.pipeline_id} no longer exists", _SETUP_FIX
-        )
+        return Check("hubspot_pipeline", FAIL, f"pipeline {ids.pipeline_id} no longer exists", fix)
     stage = next((st for st in pipeline.get("stages", []) if str(st["id"]) == ids.stage_id), None)
     if stage is None:
-        return Check(
-            "hubspot_pipeline",
-            FAIL,
-            f"stage {ids.stage_id} is not in pipeline {ids.pipeline_id}",
-            _SETUP_FIX,
-        )
+        detail = f"stage {ids.stage_id} is not in pipeline {ids.pipeline_id}"
+        return Check("hubspot_pipeline", FAIL, detail, fix)
     return Check(
         "hubspot_pipeline",
         OK,
@@ -322,54 +371,71 @@ async def check_pipeline(run: DoctorRun) -> Check:
     )
 
 
-_SETUP_FIX = "run `mail-gateway hubspot setup` (or restart the daemon in sandbox mode)"
+async def check_property(run: DoctorRun) -> Check:
+    prop = run.settings.hubspot.conversation_property
+    fix = "run `mail-gateway hubspot setup`, or set hubspot.conversation_property to a new name"
+    got = await _read(
+        run, "hubspot_property", "property_get", fix, object_type="tickets", property_name=prop
+    )
+    if isinstance(got, Check):
+        return got
+    if not got.get("hasUniqueValue"):
+        return Check("hubspot_property", FAIL, f"ticket property {prop} is not unique", fix)
+    return Check("hubspot_property", OK, f"unique ticket property {prop}")
+
+
+async def check_owner(run: DoctorRun) -> Check:
+    wanted = run.settings.hubspot.owner
+    if not wanted:
+        return Check("hubspot_owner", OK, "no default owner configured (hubspot.owner)")
+    fix = "set hubspot.owner to an owner id or email of this portal (or empty for none)"
+    got = await _read(run, "hubspot_owner", "owners_list", fix)
+    if isinstance(got, Check):
+        return got
+    for o in got.get("results", []):
+        if wanted.lower() in (str(o.get("id")), str(o.get("email", "")).lower()):
+            return Check("hubspot_owner", OK, f"owner {o.get('id')} ({o.get('email')})")
+    return Check("hubspot_owner", FAIL, f"hubspot.owner {wanted!r} is not an owner here", fix)
 
 
 async def check_channel(run: DoctorRun) -> Check:
-    from gateway.hubspot.errors import HubSpotError
-    from gateway.hubspot.setup import CHANNELS, WEBHOOK_PATH
+    """The channel (read with developer key + appId) sends webhooks to our public URL."""
+    from gateway.hubspot.setup import WEBHOOK_PATH
 
     ids = run.ids
     if ids is None or not ids.channel_id:
         return Check("hubspot_channel", FAIL, "no custom channel registered", _SETUP_FIX)
     want = run.settings.http.public_url.rstrip("/") + WEBHOOK_PATH
-    try:
-        channel = await run.client.get(f"{CHANNELS}/{ids.channel_id}", developer=True)
-    except HubSpotError as exc:
-        return Check(
-            "hubspot_channel",
-            FAIL,
-            f"channel {ids.channel_id}: {exc}",
-            "check hubspot.developer_api_key, then run `mail-gateway hubspot setup`",
-        )
+    fix = "check hubspot.developer_api_key and hubspot.app_id, then `mail-gateway hubspot setup`"
+    channel = await _read(run, "hubspot_channel", "channel_get", fix, channel_id=ids.channel_id)
+    if isinstance(channel, Check):
+        return channel
     got = (channel or {}).get("webhookUrl", "")
     if got != want:
-        return Check(
-            "hubspot_channel",
-            FAIL,
-            f"channel {ids.channel_id} sends webhooks to {got!r}, not {want!r}",
-            "run `mail-gateway hubspot setup` to point the channel at http.public_url",
-        )
+        detail = f"channel {ids.channel_id} sends webhooks to {got!r}, not {want!r}"
+        fix = "check http.public_url, then `mail-gateway hubspot setup` points the channel at it"
+        return Check("hubspot_channel", FAIL, detail, fix)
     return Check("hubspot_channel", OK, f"channel {ids.channel_id}: webhooks to {want}")
 
 
 async def check_channel_accounts(run: DoctorRun) -> Check:
-    from gateway.hubspot.errors import HubSpotError
-    from gateway.hubspot.setup import CHANNELS
-
+    """One authorised channel account per smtp.addresses entry (read with the OAuth token)."""
     ids = run.ids
     if ids is None or not ids.channel_id:
         return Check("hubspot_accounts", FAIL, "no custom channel registered", _SETUP_FIX)
-    try:
-        path = f"{CHANNELS}/{ids.channel_id}/channel-accounts"
-        accounts = (await run.client.get(path, developer=True)).get("results", [])
-    except HubSpotError as exc:
-        return Check("hubspot_accounts", FAIL, str(exc), _SETUP_FIX)
-    by_id = {str(a.get("id")): a for a in accounts}
+    listed = await _read(
+        run, "hubspot_accounts", "channel_accounts_list", _SETUP_FIX, channel_id=ids.channel_id
+    )
+    if isinstance(listed, Check):
+        return listed
+    by_address = {
+        str((a.get("deliveryIdentifier") or {}).get("value", "")).lower(): a
+        for a in listed.get("results", [])
+    }
     wanted = sorted(set(run.settings.smtp.addresses))
     problems = []
     for mailbox in wanted:
-        acct = by_id.get(ids.channel_accounts.get(mailbox, ""))
+        acct = by_address.get(mailbox.lower())
         if acct is None:
             problems.append(f"{mailbox}: no channel account")
         elif not acct.get("authorized", False):
@@ -379,9 +445,46 @@ async def check_channel_accounts(run: DoctorRun) -> Check:
             "hubspot_accounts",
             FAIL,
             "; ".join(problems),
-            "run `mail-gateway hubspot setup`, then authorise the accounts in HubSpot's inbox",
+            "run `mail-gateway hubspot setup` (one account per smtp.addresses entry), then "
+            "authorise the accounts in HubSpot's inbox",
         )
     return Check("hubspot_accounts", OK, f"{len(wanted)} account(s) authorised")
+
+
+_AFTER_TOKEN = (
+    check_inbox,
+    check_pipeline,
+    check_property,
+    check_owner,
+    check_channel,
+    check_channel_accounts,
+)
+
+
+async def hubspot_checks(run: DoctorRun) -> list[Check]:
+    """Every HubSpot check, in HUBSPOT_CHECKS order; closes the client and store it opened.
+
+    Without a usable token the OAuth checks are warnings (not checked); the channel check,
+    which takes the developer key, still runs.
+    """
+    try:
+        token = await _connect_hubspot(run)
+        checks = [token]
+        if run.client is None:  # the sandbox does not answer: nothing to ask
+            why = "not checked: HubSpot does not answer"
+            return checks + [Check(n, WARN, why, token.fix) for n in HUBSPOT_CHECKS[1:]]
+        await _load_ids(run)
+        for name, check in zip(HUBSPOT_CHECKS[1:], _AFTER_TOKEN, strict=True):
+            if run.notes.get("token_failed") and check is not check_channel:
+                checks.append(Check(name, WARN, "not checked: no usable HubSpot token", token.fix))
+            else:
+                checks.append(await check(run))
+        return checks
+    finally:
+        if run.client is not None:
+            await run.client.close()
+        if run.store is not None:
+            run.store.close()
 
 
 # --------------------------------------------------------------------------- the run
@@ -394,39 +497,36 @@ async def run_checks(settings: Settings) -> list[Check]:
         await check_smtp(run),
         await check_mx(run),
     ]
-    try:
-        token = await _connect_hubspot(run)
-        checks.append(token)
-        skipped = Check("hubspot_pipeline", WARN, "not checked: no usable HubSpot token", token.fix)
-        if run.client is None:  # the sandbox does not answer: nothing to ask
-            checks += [
-                dataclasses.replace(skipped, name=name)
-                for name in ("hubspot_pipeline", "hubspot_channel", "hubspot_accounts")
-            ]
-        else:
-            await _load_ids(run)
-            # the channel checks use the developer key: they work even with a bad token
-            checks.append(await check_pipeline(run) if token.status != FAIL else skipped)
-            checks += [await check_channel(run), await check_channel_accounts(run)]
-    finally:
-        if run.client is not None:
-            await run.client.close()
-        if run.store is not None:
-            run.store.close()
+    checks += await hubspot_checks(run)
     checks += [await check_relay(run), await check_signatures(run), await check_knowledge(run)]
     return checks
 
 
+def _load(config_path: str) -> Settings | Check:
+    """The settings, or the failed config check that says why not."""
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        return Check("config", FAIL, "; ".join(exc.problems), "fix the lines named above")
+    except OSError as exc:
+        return Check("config", FAIL, f"{config_path}: {exc}", "check --config")
+
+
 def doctor(config_path: str) -> list[Check]:
     """Load the config (a check itself), then run the rest; for the CLI."""
-    try:
-        settings = load_settings(config_path)
-    except ConfigError as exc:
-        return [Check("config", FAIL, "; ".join(exc.problems), "fix the lines named above")]
-    except OSError as exc:
-        return [Check("config", FAIL, f"{config_path}: {exc}", "check --config")]
+    settings = _load(config_path)
+    if isinstance(settings, Check):
+        return [settings]
     checks = [Check("config", OK, f"{settings.source}: valid")]
     return checks + asyncio.run(run_checks(settings))
+
+
+def hubspot_check(config_path: str) -> list[Check]:
+    """`mail-gateway hubspot check`: the config, then only the HubSpot checks."""
+    settings = _load(config_path)
+    if isinstance(settings, Check):
+        return [settings]
+    return asyncio.run(hubspot_checks(DoctorRun(settings)))
 
 
 def to_json(checks: list[Check]) -> str:

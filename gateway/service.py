@@ -253,7 +253,7 @@ class Gateway:
         """A cheap authenticated call; raises when the token is missing, revoked or expired."""
         assert self.hubspot is not None, "the web app asks only after start()"
         async with asyncio.timeout(10):
-            await self.hubspot.get("/crm/v3/owners", params={"limit": 1})
+            await self.hubspot.call("owners_list", params={"limit": 1})
 
     def runtime_snapshot(self) -> dict:
         """What `mail-gateway status` (another process) cannot ask the daemon directly."""

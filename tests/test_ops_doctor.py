@@ -8,7 +8,8 @@ import json
 from click.testing import CliRunner
 
 from gateway.cli import cli
-from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds
+from gateway.doctor import HUBSPOT_CHECKS
+from gateway.hubspot.setup import SETUP_KEY, HubSpotIds
 from gateway.sandbox.state import DEMO
 from gateway.store.queries import kv_get
 
@@ -52,10 +53,7 @@ async def test_doctor_against_the_sandbox_is_all_ok(hub, tmp_path):
         "store",
         "smtp",
         "mx",
-        "hubspot_token",
-        "hubspot_pipeline",
-        "hubspot_channel",
-        "hubspot_accounts",
+        *HUBSPOT_CHECKS,
         "relay",
         "signatures",
         "knowledge",
@@ -70,8 +68,8 @@ async def test_doctor_against_the_sandbox_is_all_ok(hub, tmp_path):
 
 async def test_doctor_reports_revoked_token_wrong_webhook_and_dead_relay(hub, tmp_path):
     ids = HubSpotIds.from_json(await hub.store.read(lambda db: kv_get(db, SETUP_KEY)))
-    await hub.hubspot.patch(
-        f"{CHANNELS}/{ids.channel_id}", {"webhookUrl": "https://wrong.test/hook"}, developer=True
+    await hub.hubspot.call(
+        "channel_update", {"webhookUrl": "https://wrong.test/hook"}, channel_id=ids.channel_id
     )
     hub.sandbox.state.data["tokens"].pop(DEMO["static_token"])  # revoked in HubSpot
     dead = f'mode = "smtp"\nhost = "127.0.0.1"\nport = {dead_port()}\ntls = "none"\ntimeout = 2'
@@ -84,8 +82,10 @@ async def test_doctor_reports_revoked_token_wrong_webhook_and_dead_relay(hub, tm
     assert "hubspot setup" in checks["hubspot_channel"]["fix"]
     assert checks["relay"]["status"] == "fail"
     assert "relay.host" in checks["relay"]["fix"]
-    for name in ("store", "smtp", "signatures", "knowledge", "hubspot_accounts"):
+    for name in ("store", "smtp", "signatures", "knowledge"):
         assert checks[name]["status"] == "ok", checks[name]
+    # channel accounts take the OAuth token: with it revoked they cannot be read
+    assert checks["hubspot_accounts"]["status"] == "warn"
     # the human form shows each fix too
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["--config", str(tmp_path / "config.toml"), "doctor"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.hubspot import api
 from gateway.hubspot.errors import (
     DailyLimitReached,
     HubSpotAuthError,
@@ -94,7 +95,7 @@ class CallStats:
 
 
 def _template(path: str) -> str:
-    """/crm/v3/objects/tickets/123 -> /crm/v3/objects/tickets/{id}: bounded metric labels."""
+    """…/objects/2026-03/tickets/123 -> …/objects/2026-03/tickets/{id}: bounded labels."""
     parts = [("{id}" if p.isdigit() or "@" in p or len(p) > 24 else p) for p in path.split("/")]
     return "/".join(parts)
 
@@ -269,6 +270,10 @@ class HubSpotClient:
 
     # -- small conveniences --------------------------------------------------------------
 
+    async def access_token(self) -> str:
+        """The OAuth access token calls carry now (refreshed when due); for token info."""
+        return await self._token(False)
+
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.request("GET", path, **kw)
 
@@ -280,6 +285,32 @@ class HubSpotClient:
 
     async def put(self, path: str, body: Any = None, **kw: Any) -> Any:
         return await self.request("PUT", path, body=body, **kw)
+
+    async def call(
+        self,
+        name: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
+        **path_values: object,
+    ) -> Any:
+        """Call `name` from the table in gateway/hubspot/api.py with the credential it names.
+
+        `path_values` fill the path template; the table's credential decides between the
+        OAuth token ("oauth"), the developer key and app id ("developer") and neither
+        ("client"). Returns the decoded JSON; raises a HubSpotError as `request` does.
+        """
+        spec = api.CALLS[name]
+        return await self.request(
+            spec.method,
+            api.path(name, **path_values),
+            params=params,
+            body=body,
+            idempotent=idempotent,
+            developer=spec.credential == "developer",
+            auth=spec.credential == "oauth",
+        )
 
 
 def _next_utc_midnight() -> float:

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config import Settings
+from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient, TokenSource, static_token
 from gateway.hubspot.errors import HubSpotAuthError
 from gateway.store.db import Store
@@ -25,11 +26,8 @@ from gateway.store.queries import kv_get, kv_set
 OAUTH_KEY = "hubspot.oauth"
 OAUTH_STATE_KEY = "hubspot.oauth_state"
 CALLBACK_PATH = "/hubspot/oauth-callback"
-SCOPES = (
-    "conversations.custom_channels.read conversations.custom_channels.write "
-    "conversations.read conversations.write tickets "
-    "crm.objects.contacts.read crm.objects.contacts.write crm.objects.owners.read files"
-)
+# exactly what the table's OAuth calls need: the same set as the project's requiredScopes
+SCOPES = " ".join(sorted(api.required_scopes()))
 
 
 @dataclass(frozen=True)
@@ -106,26 +104,57 @@ def oauth_token(store: Store, ep: Endpoint) -> TokenSource:
     return source
 
 
-async def exchange(ep: Endpoint, *, redirect_uri: str = "", **grant: str) -> dict[str, Any]:
-    """POST /oauth/v1/token: an authorization code or a refresh token for fresh tokens."""
-    form = {"client_id": ep.client_id, "client_secret": ep.client_secret, **grant}
-    if redirect_uri:
-        form["redirect_uri"] = redirect_uri
+async def _client_form(ep: Endpoint, name: str, form: dict[str, str]) -> dict[str, Any]:
+    """POST a form with the app's client id and secret to OAuth call `name` of the table.
+
+    Returns the decoded JSON body; raises HubSpotAuthError (HubSpot's message) on a 4xx/5xx.
+    The secret goes in the form body only, never in a URL or a log line.
+    """
+    path = api.path(name)
+    form = {"client_id": ep.client_id, "client_secret": ep.client_secret, **form}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
-        async with s.post(f"{ep.base_url}/oauth/v1/token", data=form) as resp:
+        async with s.post(f"{ep.base_url}{path}", data=form) as resp:
             body = await resp.json(content_type=None)
             if resp.status >= 400:
                 raise HubSpotAuthError(
                     resp.status,
                     str((body or {}).get("message") or body),
                     method="POST",
-                    path="/oauth/v1/token",
+                    path=path,
                 )
+    return body if isinstance(body, dict) else {}
+
+
+async def exchange(ep: Endpoint, *, redirect_uri: str = "", **grant: str) -> dict[str, Any]:
+    """POST /oauth/2026-03/token (form): an authorization code or a refresh token for tokens.
+
+    Returns {access_token, refresh_token, expires_at (epoch seconds)}; raises HubSpotAuthError
+    with HubSpot's message on a 4xx. Source: hubspot-sdk resources/auth/oauth.py
+    (create_token), https://developers.hubspot.com/docs/api-reference/2026-03/auth/oauth/guide
+    """
+    form = dict(grant)
+    if redirect_uri:
+        form["redirect_uri"] = redirect_uri
+    body = await _client_form(ep, "oauth_token", form)
     return {
         "access_token": body["access_token"],
         "refresh_token": body.get("refresh_token") or grant.get("refresh_token", ""),
         "expires_at": time.time() + int(body.get("expires_in", 1800)),
     }
+
+
+async def token_info(ep: Endpoint, token: str) -> dict[str, Any]:
+    """POST /oauth/2026-03/token/introspect (form): what HubSpot knows of an access token.
+
+    Returns HubSpot's PublicAccessTokenInfoResponse: {token, active, app_id, client_id,
+    expires_in (seconds), hub_id, scopes: [str], token_type, token_use, user_id, ...}.
+    Raises HubSpotAuthError when HubSpot refuses (unknown token, wrong client secret).
+    Source: hubspot-sdk resources/auth/oauth.py (introspect_token) and
+    types/auth/public_access_token_info_response.py.
+    """
+    return await _client_form(
+        ep, "oauth_token_info", {"token": token, "token_type_hint": "access_token"}
+    )
 
 
 def authorize_url(ep: Endpoint, public_url: str, state: str) -> str:

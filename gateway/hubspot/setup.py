@@ -3,6 +3,11 @@
 Every object is looked up before it is created (the custom channel by name, channel accounts
 by address, the unique property by name), so running setup twice changes nothing. The ids
 found are stored in the gateway's store, never in the config file.
+
+Credentials, as HubSpot's custom-channels reference demands: registering, listing and updating
+the channel take the developer API key and app id; channel accounts take the app's OAuth token
+and never the developer key. Every call goes through the table in gateway/hubspot/api.py,
+which names the credential of each.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotNotFound
 
 SETUP_KEY = "hubspot.setup"
-CHANNELS = "/conversations/v3/custom-channels"
 WEBHOOK_PATH = "/hubspot/channel-webhook"
 
 CAPABILITIES: dict[str, Any] = {
@@ -68,23 +72,31 @@ async def ensure_channel_account(
     """The channel account for a support address, created when absent; (id, created).
 
     Setup runs it for every configured address; the handoff runs it for an address of a
-    configured domain met for the first time (anyone@help.example.com).
+    configured domain met for the first time (anyone@help.example.com). Both calls take the
+    OAuth token (channel accounts reference, "Security"); an account found unauthorised is
+    authorised again with PATCH.
     """
-    path = f"{CHANNELS}/{ids.channel_id}/channel-accounts"
-    accounts = (await client.get(path, developer=True)).get("results", [])
-    for a in accounts:
+    listed = await client.call("channel_accounts_list", channel_id=ids.channel_id)
+    for a in (listed or {}).get("results", []):
         if str(a.get("deliveryIdentifier", {}).get("value", "")).lower() == mailbox:
             ids.channel_accounts[mailbox] = str(a["id"])
+            if a.get("authorized") is False:
+                await client.call(
+                    "channel_account_update",
+                    {"authorized": True},
+                    channel_id=ids.channel_id,
+                    channel_account_id=a["id"],
+                )
             return str(a["id"]), False
-    acct = await client.post(
-        path,
+    acct = await client.call(
+        "channel_account_create",
         {
             "name": mailbox,
             "inboxId": ids.inbox_id,
             "deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": mailbox},
             "authorized": True,
         },
-        developer=True,
+        channel_id=ids.channel_id,
     )
     ids.channel_accounts[mailbox] = str(acct["id"])
     return str(acct["id"]), True
@@ -105,7 +117,7 @@ async def run_setup(
     found, changed = report.found, report.changed
     webhook_url = public_url.rstrip("/") + WEBHOOK_PATH
 
-    inboxes = (await client.get("/conversations/v3/conversations/inboxes")).get("results", [])
+    inboxes = (await client.call("inboxes_list")).get("results", [])
     inbox = _pick(inboxes, hs.inbox, "id", "name") if hs.inbox else (inboxes[:1] or [None])[0]
     if inbox is None:
         raise PermanentError(
@@ -115,20 +127,19 @@ async def run_setup(
     ids.inbox_id = str(inbox["id"])
     found.append(f"inbox {ids.inbox_id} ({inbox.get('name')})")
 
-    channels = (await client.get(CHANNELS, developer=True)).get("results", [])
+    channels = (await client.call("channels_list")).get("results", [])
     channel = _pick(channels, hs.channel_name, "name")
     if channel is None:
-        channel = await client.post(
-            CHANNELS,
+        channel = await client.call(
+            "channel_create",
             {"name": hs.channel_name, "webhookUrl": webhook_url, "capabilities": CAPABILITIES},
-            developer=True,
         )
         changed.append(f"registered custom channel {channel['id']} ({hs.channel_name})")
     else:
         found.append(f"custom channel {channel['id']} ({hs.channel_name})")
         if channel.get("webhookUrl") != webhook_url:
-            await client.patch(
-                f"{CHANNELS}/{channel['id']}", {"webhookUrl": webhook_url}, developer=True
+            await client.call(
+                "channel_update", {"webhookUrl": webhook_url}, channel_id=channel["id"]
             )
             changed.append(f"channel webhook URL set to {webhook_url}")
     ids.channel_id = str(channel["id"])
@@ -140,7 +151,7 @@ async def run_setup(
         else:
             found.append(f"channel account {acct_id} for {mailbox}")
 
-    pipelines = (await client.get("/crm/v3/pipelines/tickets")).get("results", [])
+    pipelines = (await client.call("pipelines_list", object_type="tickets")).get("results", [])
     pipeline = (
         _pick(pipelines, hs.pipeline, "id", "label")
         if hs.pipeline
@@ -174,7 +185,7 @@ async def run_setup(
 
     prop = hs.conversation_property
     try:
-        existing = await client.get(f"/crm/v3/properties/tickets/{prop}")
+        existing = await client.call("property_get", object_type="tickets", property_name=prop)
         if not existing.get("hasUniqueValue"):
             raise PermanentError(
                 f"ticket property {prop} exists but is not unique; choose another "
@@ -182,8 +193,8 @@ async def run_setup(
             )
         found.append(f"unique ticket property {prop}")
     except HubSpotNotFound:
-        await client.post(
-            "/crm/v3/properties/tickets",
+        await client.call(
+            "property_create",
             {
                 "name": prop,
                 "label": "Mail gateway conversation",
@@ -193,11 +204,12 @@ async def run_setup(
                 "hasUniqueValue": True,
                 "description": "Set by hubspot-mail-gateway: one ticket per email conversation.",
             },
+            object_type="tickets",
         )
         changed.append(f"created unique ticket property {prop}")
 
     if hs.owner:
-        owners = (await client.get("/crm/v3/owners")).get("results", [])
+        owners = (await client.call("owners_list")).get("results", [])
         owner = _pick(owners, hs.owner, "id", "email")
         if owner is None:
             raise PermanentError(f"hubspot.owner: {hs.owner!r} is not an owner in this portal")

@@ -26,9 +26,10 @@ from sqlite_utils import Database
 
 from gateway.config import HubspotSettings
 from gateway.errors import Deferred, PermanentError, TransientError
+from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
-from gateway.hubspot.setup import CHANNELS, SETUP_KEY, HubSpotIds, ensure_channel_account
+from gateway.hubspot.setup import SETUP_KEY, HubSpotIds, ensure_channel_account
 from gateway.jobs.process_mail import parse_off_loop
 from gateway.mail.parse import parse_mail
 from gateway.models import Job, JobKind
@@ -51,7 +52,6 @@ from gateway.store.queries import kv_get, kv_set
 
 log = logging.getLogger(__name__)
 
-THREADS = "/conversations/v3/conversations/threads"
 ASSOC = {"associationCategory": "HUBSPOT_DEFINED"}
 TICKET_TO_CONTACT = 16
 TICKET_TO_THREAD = 32
@@ -189,7 +189,7 @@ class HandoffRunner:
         email = conv["customer_email"]
         if not email:
             raise PermanentError(f"conversation {conv['id']} has no customer address")
-        path = f"/crm/v3/objects/contacts/{email}"
+        path = api.path("contact_get", contact_id=email)
         try:
             found = await self.client.get(path, params={"idProperty": "email"})
             return str(found["id"])
@@ -197,7 +197,7 @@ class HandoffRunner:
             pass
         try:
             created = await self.client.post(
-                "/crm/v3/objects/contacts",
+                api.path("contact_create"),
                 {"properties": contact_properties(email, conv.get("customer_name") or "")},
             )
             return str(created["id"])
@@ -223,7 +223,9 @@ class HandoffRunner:
                 file_ids=file_ids,
             )
             resp = await self.client.post(
-                f"{CHANNELS}/{ids.channel_id}/messages", body, idempotent=True
+                api.path("channel_message_publish", channel_id=ids.channel_id),
+                body,
+                idempotent=True,
             )
             thread_id = thread_id or str(resp.get("conversationsThreadId") or "")
             hub_id = str(resp.get("id") or "")
@@ -274,7 +276,7 @@ class HandoffRunner:
                 f.add_field("folderPath", "/mail-gateway")
                 return f
 
-            uploaded = await self.client.request("POST", "/files/v3/files", multipart=form)
+            uploaded = await self.client.request("POST", api.path("file_upload"), multipart=form)
             ids.append(str(uploaded["id"]))
         return ids
 
@@ -295,7 +297,7 @@ class HandoffRunner:
         create, and a create that meets the unique key falls back to the lookup anyway.
         """
         prop = self.settings.conversation_property
-        lookup = f"/crm/v3/objects/tickets/{key}"
+        lookup = api.path("ticket_get", ticket_id=key)
         if look_first:
             try:
                 found = await self.client.get(lookup, params={"idProperty": prop})
@@ -325,7 +327,7 @@ class HandoffRunner:
             )
         body = {"properties": props, "associations": associations}
         try:
-            created = await self.client.post("/crm/v3/objects/tickets", body)
+            created = await self.client.post(api.path("ticket_create"), body)
             return str(created["id"])
         except HubSpotPermanentError as exc:
             # the unique property already holds this key: an earlier try created it
@@ -338,12 +340,20 @@ class HandoffRunner:
             raise
 
     async def _link_thread(self, ticket_id: str, thread_id: str) -> None:
-        thread = await self.client.get(f"{THREADS}/{thread_id}", params={"association": "TICKET"})
+        thread = await self.client.get(
+            api.path("thread_get", thread_id=thread_id), params={"association": "TICKET"}
+        )
         linked = str((thread.get("threadAssociations") or {}).get("associatedTicketId") or "")
         if linked == ticket_id:
             return
         await self.client.put(
-            f"/crm/v4/objects/tickets/{ticket_id}/associations/conversation/{thread_id}",
+            api.path(
+                "association_put",
+                object_type="tickets",
+                object_id=ticket_id,
+                to_object_type="conversation",
+                to_object_id=thread_id,
+            ),
             [{**ASSOC, "associationTypeId": TICKET_TO_THREAD}],
         )
 
@@ -355,7 +365,7 @@ class HandoffRunner:
                 return existing
         await self._record(conv["id"], note_attempted=1)
         created = await self.client.post(
-            "/crm/v3/objects/notes",
+            api.path("note_create"),
             {
                 "properties": {
                     "hs_note_body": transcript_html(conv),
@@ -372,13 +382,20 @@ class HandoffRunner:
         return str(created["id"])
 
     async def _find_note(self, ticket_id: str, tag: str) -> str | None:
-        assoc = await self.client.get(f"/crm/v4/objects/tickets/{ticket_id}/associations/notes")
+        assoc = await self.client.get(
+            api.path(
+                "associations_list",
+                object_type="tickets",
+                object_id=ticket_id,
+                to_object_type="notes",
+            )
+        )
         for item in assoc.get("results", []):
             note_id = str(item.get("toObjectId") or item.get("id") or "")
             if not note_id:
                 continue
             note = await self.client.get(
-                f"/crm/v3/objects/notes/{note_id}", params={"properties": "hs_note_body"}
+                api.path("note_get", note_id=note_id), params={"properties": "hs_note_body"}
             )
             if tag in ((note.get("properties") or {}).get("hs_note_body") or ""):
                 return note_id
@@ -386,7 +403,7 @@ class HandoffRunner:
 
     async def _comment(self, conv: dict[str, Any], h: dict[str, Any], text: str) -> str:
         tag = marker(conv, "comment")
-        path = f"{THREADS}/{h['thread_id']}/messages"
+        path = api.path("thread_messages_list", thread_id=h["thread_id"])
         if h["comment_attempted"]:
             page = await self.client.get(path, params={"limit": 100, "sort": "-createdAt"})
             for m in page.get("results", []):
@@ -402,14 +419,15 @@ class HandoffRunner:
         if not h["ticket_id"]:
             return
         ticket = await self.client.get(
-            f"/crm/v3/objects/tickets/{h['ticket_id']}", params={"properties": "hs_pipeline_stage"}
+            api.path("ticket_get", ticket_id=h["ticket_id"]),
+            params={"properties": "hs_pipeline_stage"},
         )
         stage = str((ticket.get("properties") or {}).get("hs_pipeline_stage") or "")
         if stage not in ids.closed_stage_ids:
             return
         if self.settings.closed_ticket == "reopen":
             await self.client.patch(
-                f"/crm/v3/objects/tickets/{h['ticket_id']}",
+                api.path("ticket_update", ticket_id=h["ticket_id"]),
                 {"properties": {"hs_pipeline_stage": ids.stage_id}},
             )
             log.info("conversation %s: ticket %s reopened", conv["id"], h["ticket_id"])

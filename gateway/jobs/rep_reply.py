@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import Deferred
+from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
-from gateway.hubspot.setup import CHANNELS
-from gateway.jobs.handoff import THREADS, HandoffRunner
+from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.send_reply import Outbound
 from gateway.mail.compose import OutgoingAttachment
 from gateway.mail.parse import parse_mail
@@ -58,7 +58,7 @@ class ReplyRunner:
         if ann is None or ann["outcome"] not in ("pending", "delivering"):
             return
         msg = ann["message"] or await self.client.get(
-            f"{THREADS}/{ann['thread_id']}/messages/{mid}"
+            api.path("thread_message_get", thread_id=ann["thread_id"], message_id=mid)
         )
         thread_id = ann["thread_id"] or str(msg.get("conversationsThreadId") or "")
         ours = await self.store.read(lambda db: is_our_hubspot_message(db, mid))
@@ -100,7 +100,8 @@ class ReplyRunner:
         if result.ok:
             ids = await self.handoff.ids()
             await self.client.patch(
-                f"{CHANNELS}/{ids.channel_id}/messages/{mid}", {"statusType": "SENT"}
+                api.path("channel_message_update", channel_id=ids.channel_id, message_id=mid),
+                {"statusType": "SENT"},
             )
             await self.store.write(lambda db: rs.set_outcome(db, mid, "delivered"))
             return
@@ -112,12 +113,13 @@ class ReplyRunner:
         """FAILED on the message and a comment on the thread, so a person notices."""
         ids = await self.handoff.ids()
         await self.client.patch(
-            f"{CHANNELS}/{ids.channel_id}/messages/{mid}",
+            api.path("channel_message_update", channel_id=ids.channel_id, message_id=mid),
             {"statusType": "FAILED", "errorMessage": error},
         )
         text = f"The mail gateway {what} to the customer: {error}"
         await self.client.post(
-            f"{THREADS}/{thread_id}/messages", {"type": "COMMENT", "attachments": [], "text": text}
+            api.path("thread_message_create", thread_id=thread_id),
+            {"type": "COMMENT", "attachments": [], "text": text},
         )
 
     async def bounce_job(self, job: Job) -> None:
@@ -141,7 +143,9 @@ class ReplyRunner:
 
     async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str]:
         if is_truncated(msg):
-            full = await self.client.get(f"{THREADS}/{thread_id}/messages/{mid}/original-content")
+            full = await self.client.get(
+                api.path("thread_message_original", thread_id=thread_id, message_id=mid)
+            )
             msg = {**msg, **{k: v for k, v in (full or {}).items() if k in ("text", "richText")}}
         if msg.get("richText"):
             return str(msg["richText"]), "html"
@@ -156,7 +160,7 @@ class ReplyRunner:
                 continue
             url = att.get("url")
             if not url:
-                signed = await self.client.get(f"/files/v3/files/{att['fileId']}/signed-url")
+                signed = await self.client.get(api.path("file_signed_url", file_id=att["fileId"]))
                 url = signed.get("url")
             data = await self.client.download(str(url), limit=budget)
             budget -= len(data)
@@ -171,7 +175,7 @@ class ReplyRunner:
             return ""
         if actor not in self._actor_emails:
             try:
-                data = await self.client.get(f"/conversations/v3/conversations/actors/{actor}")
+                data = await self.client.get(api.path("actor_get", actor_id=actor))
                 self._actor_emails[actor] = str(data.get("email") or "")
             except HubSpotError as exc:
                 log.warning("actor %s unknown to HubSpot: %s", actor, exc)
@@ -194,7 +198,8 @@ class ReplyRunner:
         new = 0
         for thread_id in threads:
             page = await self.client.get(
-                f"{THREADS}/{thread_id}/messages", params={"limit": 50, "sort": "-createdAt"}
+                api.path("thread_messages_list", thread_id=thread_id),
+                params={"limit": 50, "sort": "-createdAt"},
             )
             for m in page.get("results", []):
                 if m.get("type") != "MESSAGE" or m.get("direction") != "OUTGOING":

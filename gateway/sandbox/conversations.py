@@ -481,7 +481,11 @@ def describe_actor(state: SandboxState, actor_id: str) -> dict[str, Any] | None:
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
-    base = "/conversations/v3/conversations"
+    for base in ("/conversations/v3/conversations", "/conversations/conversations/2026-09-beta"):
+        _routes(r, base)
+
+
+def _routes(r: web.UrlDispatcher, base: str) -> None:
     r.add_get(base + "/inboxes", inboxes_handler)
     r.add_get(base + "/inboxes/{inbox_id}", inboxes_handler)
     r.add_get(base + "/threads", threads_handler)

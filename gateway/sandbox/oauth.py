@@ -206,8 +206,66 @@ async def token_info(request: web.Request) -> web.Response:
     )
 
 
+async def token_introspect(request: web.Request) -> web.Response:
+    """POST /oauth/2026-03/token/introspect: a form (or JSON) {token, client_id, client_secret}.
+
+    Answers the fields of hubspot-sdk's PublicAccessTokenInfoResponse (types/auth/); an
+    unknown token or a wrong client is HubSpot's OAuth error body with 400.
+    """
+    state = request.app[STATE]
+    json_body = request.content_type == "application/json"
+    form = await request.json() if json_body else await request.post()
+    app = state.data["app"]
+    if form.get("client_id") != app["clientId"] or form.get("client_secret") != app["clientSecret"]:
+        return _oauth_error("BAD_CLIENT_ID", "missing or unknown client id or secret")
+    value = str(form.get("token") or "")
+    record = state.data["tokens"].get(value)
+    if record is None:
+        return _oauth_error("BAD_ACCESS_TOKEN", "unknown access token")
+    expires = record.get("expiresAt")
+    left = max(0, int(expires - time.time())) if expires else 0
+    hub_id, app_id = state.data["portal"]["portalId"], app["appId"]
+    scopes = list(record["scopes"])
+    signed = {
+        "appId": app_id,
+        "expiresAt": int((expires or 0) * 1000),
+        "hubId": hub_id,
+        "hublet": "na1",
+        "installingUserId": 1,
+        "isPrivateDistribution": False,
+        "isServiceAccount": False,
+        "isUserLevel": False,
+        "newSignature": "sandbox",
+        "scopes": ",".join(scopes),
+        "scopeToScopeGroupPks": "",
+        "signature": "sandbox",
+        "trialScopes": "",
+        "trialScopeToScopeGroupPks": "",
+        "userId": 1,
+    }
+    return json_response(
+        {
+            "token": value,
+            "active": expires is None or left > 0,
+            "app_id": app_id,
+            "client_id": app["clientId"],
+            "expires_in": left,
+            "hub_id": hub_id,
+            "is_private_distribution": False,
+            "scopes": scopes,
+            "signed_access_token": signed,
+            "token_type": "access",
+            "token_use": "access_token",
+            "user_id": 1,
+            "hub_domain": state.data["portal"]["domain"],
+            "user": "alice.agent@sandbox.test",
+        }
+    )
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/oauth/authorize", authorize)
     app.router.add_post("/oauth/v1/token", token)
     app.router.add_post(r"/oauth/{version:\d{4}-\d{2}}/token", token)
     app.router.add_get("/oauth/v1/access-tokens/{token}", token_info)
+    app.router.add_post(r"/oauth/{version:\d{4}-\d{2}}/token/introspect", token_introspect)
