@@ -1,4 +1,4 @@
-"""`mail-gateway hubspot setup` and `mail-gateway hubspot connect`.
+"""`mail-gateway hubspot setup`, `connect` and `check`.
 
 The HubSpot adapter (aiohttp) is imported inside each command, not when the CLI starts.
 """
@@ -124,6 +124,23 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
         f"no callback within {timeout} s: is `mail-gateway serve` running and "
         f"{settings.http.public_url} reachable from your browser?"
     )
+
+
+@hubspot.command("check")
+@output_options(help="Print the checks as a JSON list.")
+@pass_ctx
+def check_command(ctx: Context, as_json: bool) -> None:
+    """Prove, read-only, that HubSpot is ready: token and its scopes, inbox, pipeline and
+    stage, the unique ticket property, owner, the channel's webhook URL, one channel account
+    per support address.
+
+    One line per check (ok / problem and the fix naming the config key); exit 1 on a problem.
+    Works against the configured portal (hubspot.mode = "live") or the running sandbox.
+    """
+    from gateway.cli.ops import report_checks
+    from gateway.doctor import hubspot_check
+
+    report_checks(hubspot_check(ctx.config_path), as_json)
 
 
 COMMANDS = (hubspot,)

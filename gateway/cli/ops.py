@@ -84,7 +84,11 @@ def doctor(ctx: Context, as_json: bool) -> None:
     """
     from gateway.doctor import doctor as run_doctor
 
-    checks = run_doctor(ctx.config_path)
+    report_checks(run_doctor(ctx.config_path), as_json)
+
+
+def report_checks(checks: list, as_json: bool) -> None:
+    """Print doctor-shaped checks (one line each, the fix under a problem); exit 1 on a fail."""
     if as_json:
         emit_json([c.to_json() for c in checks])
     else:
