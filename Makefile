@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test install install-test system-deps lint lint-checks bench soak clean
+.PHONY: run test install install-test system-deps hubspot-tooling lint lint-checks bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ run: install
 system-deps:
 	bash scripts/install-system-deps.sh
 
+## HubSpot's own project parser (npm), to validate hubspot-app/ offline; git ignores it.
+hubspot-tooling:
+	npm ci --prefix hubspot-app/tooling --no-audit --no-fund --loglevel=error
+
 ## Everything the tests need, then lint and the whole suite.
-test: install-test system-deps
+test: install-test system-deps hubspot-tooling
 	$(MAKE) --no-print-directory lint-checks
 	$(BIN)/python -m pytest -q
 
