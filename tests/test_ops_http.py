@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import cli
+from gateway.hubspot import api
 from gateway.logs import (
     ContextFilter,
     JsonFormatter,
@@ -109,7 +110,7 @@ async def test_hubspot_calls_by_endpoint_and_status(hub):
         for (name, labels) in _samples(text)
         if name == "mail_gateway_hubspot_calls_total"
     }
-    assert calls.get("/conversations/v3/custom-channels") == "200"  # the setup at start
+    assert calls.get(api.path("channels_list")) == "200"  # the setup at start
     assert _samples(text)[("mail_gateway_hubspot_rate_budget_left", ())] > 0
 
 

@@ -18,7 +18,7 @@ CRM, custom channels, files and OAuth use ``2026-03``, the version HubSpot's off
 ``hubspot-sdk`` calls (its ``resources/`` modules, named in each ``source``). The conversations
 inbox API (inboxes, threads, messages, actors) is not in that SDK; its v3 was itself a beta and
 its dated form is ``2026-09-beta``
-(https://developers.hubspot.com/docs/api-reference/2026-09-beta/conversations/guide).
+(https://developers.hubspot.com/docs/api-reference/2026-09-beta/conversations/conversations/threads/get-threads).
 Token info: HubSpot publishes ``POST /oauth/2026-03/token/introspect`` (``hubspot-sdk``
 ``resources/auth/oauth.py``, ``introspect_token``), which replaces the numbered
 access-token lookup of OAuth v1.
@@ -45,8 +45,9 @@ _INBOX = f"/conversations/conversations/{INBOX_VERSION}"
 _SDK = "hubspot-sdk (PyPI, official, Apache-2.0) hubspot_sdk/resources/"
 _DOCS = "https://developers.hubspot.com/docs/api-reference"
 
-_CHANNELS_DOC = f"{_DOCS}/{CHANNELS_VERSION}/conversations/custom-channels/guide"
-_INBOX_DOC = f"{_DOCS}/{INBOX_VERSION}/conversations/guide"
+_CHANNELS_DOC = f"{_DOCS}/latest/conversations/custom-channels/channels/get-custom-channels"
+_INBOX_DOC = f"{_DOCS}/{INBOX_VERSION}/conversations/conversations/threads/get-threads"
+_INBOXES_DOC = f"{_DOCS}/{INBOX_VERSION}/conversations/conversations/inbox/get-inboxes"
 _OAUTH_DOC = f"{_DOCS}/{OAUTH_VERSION}/auth/oauth/guide"
 
 
@@ -289,7 +290,7 @@ CALLS: dict[str, Call] = {
             f"{_CHANNELS_DOC}; {_SDK}conversations/custom_channels/messages.py",
         ),
         # -- Conversations inbox (not in hubspot-sdk: HubSpot's reference pages only)
-        _c("inboxes_list", "GET", _INBOX + "/inboxes", "oauth", _INBOX_READ, _INBOX_DOC),
+        _c("inboxes_list", "GET", _INBOX + "/inboxes", "oauth", _INBOX_READ, _INBOXES_DOC),
         _c("thread_get", "GET", _INBOX + "/threads/{thread_id}", "oauth", _INBOX_READ, _INBOX_DOC),
         _c(
             "thread_messages_list",
