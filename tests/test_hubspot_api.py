@@ -20,6 +20,7 @@ import hubspot_sdk
 import pytest
 
 from gateway.hubspot import api
+from gateway.hubspot.api import required_scopes
 from gateway.hubspot.setup import SETUP_KEY, HubSpotIds, run_setup
 from gateway.store.queries import kv_get
 
@@ -178,3 +179,23 @@ async def test_setup_uses_the_oauth_token_for_channel_accounts(hub) -> None:
     for e in on_channels:
         assert e["query"].get("hapikey") and e["query"].get("appId"), e
     assert all(not NUMBERED.search(e["path"]) for e in log), [e["path"] for e in log]
+
+
+def test_token_info_answers_as_hubspot_sdk_types_it(sandbox: SandboxHandle) -> None:
+    """The table's token-info call, made by hubspot-sdk with strict response validation."""
+    info = sandbox.info
+    sdk = hubspot_sdk.HubSpot(
+        access_token=info["staticToken"],
+        base_url=sandbox.url,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    got = sdk.auth.oauth.introspect_token(
+        token=info["staticToken"], client_id=info["clientId"], client_secret=info["clientSecret"]
+    )
+    assert type(got).__name__ == "PublicAccessTokenInfoResponse"
+    assert got.active and required_scopes() <= set(got.scopes)
+    with pytest.raises(hubspot_sdk.BadRequestError):
+        sdk.auth.oauth.introspect_token(
+            token="unknown", client_id=info["clientId"], client_secret=info["clientSecret"]
+        )
