@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.hubspot.connect import CALLBACK_PATH, Endpoint, complete_oauth
 from gateway.hubspot.errors import BadWebhook, HubSpotError
-from gateway.hubspot.webhooks import parse_events, verify_v3
+from gateway.hubspot.webhooks import parse_events, signed_uri, verify_v3
 from gateway.store.db import Store
 from gateway.store.queries import kv_set, status
 from gateway.store.replies import record_announced
@@ -126,7 +126,7 @@ async def hubspot_webhook(request: web.Request) -> web.Response:
         verify_v3(
             secret=st.webhook_secret,
             method=request.method,
-            uri=st.public_url.rstrip("/") + request.path_qs,
+            uri=signed_uri(st.public_url, request.raw_path),
             body=body,
             signature=request.headers.get("X-HubSpot-Signature-v3"),
             timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
