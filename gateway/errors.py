@@ -9,7 +9,7 @@ ComposeError a ValueError), so generic code that catches the builtin keeps worki
 
 Where the others live, and why there:
 - gateway/hubspot/errors.py: HubSpot's errors (status, category, correlationId), BadWebhook;
-- gateway/relay/sender.py: DeliveryExpired, which carries the relay's DeliveryResult;
+- gateway/jobs/send_reply.py: DeliveryExpired, raised by the delivery job it belongs to;
 - gateway/intake/imap_client.py: ImapError, the IMAP client's protocol failure;
 - gateway/pipeline/assistant/llm.py: BackendError and MalformedAnswer, the contract of the
   assistant's ChatClient protocol defined there.

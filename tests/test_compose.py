@@ -1,15 +1,17 @@
-"""Composition of replies: threading headers, subject, header injection, HTML, signatures."""
+"""Composition of replies: threading headers, subject, header injection, HTML, signatures;
+the reply's thread context as production reads it from the store (RFC 5322 §3.6.4)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from gateway.config import SignatureSettings
-from gateway.errors import ComposeError
+from gateway.errors import ComposeError, NotFound
 from gateway.mail.compose import (
     MAX_REFERENCES,
     Conversation,
@@ -21,6 +23,9 @@ from gateway.mail.htmltext import html_to_text
 from gateway.mail.ids import token_from_own_message_id
 from gateway.mail.render import markdown_to_html, sanitise_html
 from gateway.mail.signatures import choose_signature
+from gateway.store.db import Store
+from gateway.store.deliveries import thread_context
+from gateway.store.mail import record_outgoing
 
 SECRET = b"test-secret"
 HOST = "gw.example.com"
@@ -132,6 +137,93 @@ def test_invalid_ids_dropped_not_copied():
     msg = parse(mail.raw)
     assert msg["References"].split() == ["<fine@x.test>", "<ok@customer.test>"]
     assert msg["Bcc"] is None
+
+
+async def thread(
+    store: Store, mails: list[tuple[str, str, list[str], list[str]]], token: str = "abcde12345"
+) -> int:
+    """A conversation of (direction, Message-ID, In-Reply-To, References), oldest first."""
+
+    def add(db) -> int:
+        cid = db.execute(
+            "INSERT INTO conversations (token, mailbox, subject, customer_email, customer_name,"
+            " status, created_at, updated_at, last_message_at, message_count) VALUES "
+            "(?, 'support@example.com', 'Order', 'alice@customer.test', 'Alice',"
+            " 'open', 'now', 'now', 'now', 0)",
+            [token],
+        ).lastrowid
+        for direction, mid, irt, refs in mails:
+            if direction == "out":
+                record_outgoing(
+                    db,
+                    conversation_id=cid,
+                    message_id=mid,
+                    subject="Re: Order",
+                    text="ok",
+                    in_reply_to=irt,
+                    references=refs,
+                )
+                continue
+            db.execute(
+                "INSERT INTO messages (conversation_id, direction, message_id, in_reply_to, "
+                "references_, subject) VALUES (?, 'in', ?, ?, ?, 'Order')",
+                [cid, mid, json.dumps(irt), json.dumps(refs)],
+            )
+        return cid
+
+    return await store.write(add)
+
+
+async def reply_headers(store: Store, cid: int) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References of a reply composed the production way."""
+    ctx = await store.read(lambda db: thread_context(db, cid))
+    msg = parse(compose(ctx).raw)
+    return msg["In-Reply-To"], (msg["References"] or "").split()
+
+
+async def test_thread_context_follows_the_parents_references(store):
+    # the customer answered our first reply; then we sent a second one (not an ancestor)
+    cid = await thread(
+        store,
+        [
+            ("in", "m1@customer.test", [], []),
+            ("out", "r1@gw.example.com", ["m1@customer.test"], ["m1@customer.test"]),
+            (
+                "in",
+                "m2@customer.test",
+                ["r1@gw.example.com"],
+                ["m1@customer.test", "r1@gw.example.com"],
+            ),
+            ("out", "r2@gw.example.com", ["m2@customer.test"], ["m1@customer.test"]),
+        ],
+    )
+    irt, refs = await reply_headers(store, cid)
+    assert irt == "<m2@customer.test>"
+    assert refs == ["<m1@customer.test>", "<r1@gw.example.com>", "<m2@customer.test>"]
+    ctx = await store.read(lambda db: thread_context(db, cid))
+    assert (ctx.token, ctx.mailbox, ctx.customer_email) == (
+        "abcde12345",
+        "support@example.com",
+        "alice@customer.test",
+    )
+
+
+async def test_thread_context_without_references_uses_a_single_in_reply_to(store):
+    one = await thread(store, [("in", "m2@customer.test", ["m1@customer.test"], [])])
+    assert await reply_headers(store, one) == (
+        "<m2@customer.test>",
+        ["<m1@customer.test>", "<m2@customer.test>"],
+    )
+    # two ids in In-Reply-To say nothing certain about the line of descent (RFC 5322 §3.6.4)
+    two = await thread(
+        store, [("in", "m3@customer.test", ["a@x.test", "b@x.test"], [])], token="fghij67890"
+    )
+    assert await reply_headers(store, two) == ("<m3@customer.test>", ["<m3@customer.test>"])
+
+
+async def test_thread_context_of_an_unknown_conversation(store):
+    with pytest.raises(NotFound):
+        await store.read(lambda db: thread_context(db, 999))
 
 
 @pytest.mark.parametrize(

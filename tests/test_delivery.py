@@ -1,9 +1,11 @@
 """Delivery: the relay sender against a real aiosmtpd that fails on demand, deliver_once's
-states and retries, capture mode and the outbox CLI, the [relay]/[signatures] settings."""
+states and retries, capture mode and the outbox CLI, the [relay]/[signatures] settings.
+Replies are queued the production way: Outbound.queue (thread context, compose, store)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,18 +14,14 @@ from aiosmtpd.smtp import SMTP as SMTPProtocol
 from click.testing import CliRunner
 
 from gateway.cli import cli
-from gateway.config import RelaySettings, SignatureSettings, load_settings
+from gateway.config import RelaySettings, Settings, SignatureSettings, load_settings
 from gateway.errors import ConfigError, PermanentError, TransientError
-from gateway.mail.compose import Conversation, compose_reply
-from gateway.relay.sender import (
-    DeliveryExpired,
-    RelaySender,
-    deliver_once,
-    queue_reply,
-    retry_delay,
-)
-from gateway.store import outbound
+from gateway.jobs.send_reply import DeliveryExpired, Outbound, Reply, deliver_once
+from gateway.mail.compose import compose_reply
+from gateway.relay.sender import RelaySender
+from gateway.store import deliveries
 from gateway.store.db import Store
+from gateway.store.deliveries import Delivery, retry_delay
 
 from conftest import dead_port, write_config
 
@@ -104,42 +102,46 @@ async def make_conversation(store: Store) -> int:
     return await store.write(add)
 
 
-async def queued(store: Store, key: str = "hs-msg-1", auto: bool = False) -> tuple[int, object]:
-    cid = await make_conversation(store)
-    ctx = await store.read(lambda db: outbound.thread_context(db, cid))
-    mail = compose_reply(
-        Conversation(**ctx),
-        body="Your order ships **today**.",
-        body_format="markdown",
-        author_name="Bob Rep",
-        author_email="bob@example.com",
-        signatures=SignatureSettings(default="--\nExample Support"),
-        secret=SECRET,
-        hostname="gw.example.com",
-        auto=auto,
+@pytest.fixture
+def outbound(store: Store, settings: Settings) -> Outbound:
+    s = dataclasses.replace(settings, signatures=SignatureSettings(default="--\nExample Support"))
+    return Outbound(store, RelaySender(s.relay), s, SECRET)
+
+
+async def get(store: Store, did: int) -> Delivery:
+    d = await store.read(lambda db: deliveries.get_delivery(db, did))
+    assert d is not None
+    return d
+
+
+async def queued(outbound: Outbound, key: str = "hs-msg-1", auto: bool = False):
+    cid = await make_conversation(outbound.store)
+    did = await outbound.queue(
+        Reply(
+            conversation_id=cid,
+            source_key=key,
+            body="Your order ships **today**.",
+            body_format="markdown",
+            author_name="Bob Rep",
+            author_email="bob@example.com",
+            auto=auto,
+            meta={"thread_id": "t1"},
+        )
     )
-    did, created = await queue_reply(
-        store,
-        mail,
-        source_key=key,
-        conversation_id=cid,
-        author="Bob Rep",
-        sender_email="bob@example.com",
-        meta={"thread_id": "t1"},
-    )
-    assert created
+    mail = await get(outbound.store, did)
+    assert mail.state == "queued" and mail.attempts == 0
     return did, mail
 
 
-async def test_accepted_records_sent_and_the_outgoing_message(smtp_server, store):
-    did, mail = await queued(store)
+async def test_accepted_records_sent_and_the_outgoing_message(smtp_server, outbound, store):
+    did, mail = await queued(outbound)
     res = await deliver_once(store, relay(smtp_server.port), did)
     assert res.ok and res.code == 250 and "queued as TEST" in res.message
     assert len(smtp_server.received) == 1
     mail_from, rcpts, data = smtp_server.received[0]
     assert mail_from == "support+abcde12345@example.com" and rcpts == ["alice@customer.test"]
     assert data == mail.raw
-    d = await store.read(lambda db: outbound.get_delivery(db, did))
+    d = await get(store, did)
     assert d.state == "sent" and d.attempts == 1 and d.smtp_code == 250 and d.sent_at
     assert d.meta == {"thread_id": "t1"}
     row = await store.read(
@@ -150,18 +152,27 @@ async def test_accepted_records_sent_and_the_outgoing_message(smtp_server, store
         ).fetchone()
     )
     assert row == ("out", "Bob Rep", "out")
-    # a second run sends nothing
+    # a second run sends nothing, counts no attempt, and answers with the stored reply
     again = await deliver_once(store, relay(smtp_server.port), did)
-    assert again.ok and again.already_sent
-    assert len(smtp_server.received) == 1
+    assert again.ok and again.code == 250 and "queued as TEST" in again.message
+    assert len(smtp_server.received) == 1 and (await get(store, did)).attempts == 1
 
 
-async def test_same_source_key_is_composed_once(store):
-    did, _ = await queued(store)
-    cid = (await store.read(lambda db: outbound.get_delivery(db, did))).conversation_id
-    ctx = await store.read(lambda db: outbound.thread_context(db, cid))
+async def test_same_source_key_is_composed_once(outbound, store):
+    did, first = await queued(outbound)
+    again = Reply(
+        conversation_id=first.conversation_id,
+        source_key="hs-msg-1",
+        body="x",
+        body_format="text",
+        author_name="",
+    )
+    assert await outbound.queue(again) == did
+    assert (await get(store, did)).raw == first.raw
+    # the store verb itself: the same key again stores nothing
+    ctx = await store.read(lambda db: deliveries.thread_context(db, first.conversation_id))
     other = compose_reply(
-        Conversation(**ctx),
+        ctx,
         body="x",
         body_format="text",
         author_name="",
@@ -170,47 +181,49 @@ async def test_same_source_key_is_composed_once(store):
         secret=SECRET,
         hostname="gw.example.com",
     )
-    did2, created = await queue_reply(store, other, source_key="hs-msg-1", conversation_id=cid)
+    did2, created = await store.write(
+        lambda db: deliveries.queue_delivery(
+            db, other, source_key="hs-msg-1", conversation_id=first.conversation_id
+        )
+    )
     assert did2 == did and not created
 
 
 @pytest.mark.parametrize("fault", ["421", "451", "drop"])
-async def test_temporary_failures_retry_then_deliver(smtp_server, store, fault):
-    did, mail = await queued(store)
+async def test_temporary_failures_retry_then_deliver(smtp_server, outbound, store, fault):
+    did, mail = await queued(outbound)
     smtp_server.faults = [fault]
     sender = relay(smtp_server.port)
     with pytest.raises(TransientError) as info:
         await deliver_once(store, sender, did)
     assert info.value.until > 0  # Deferred: the worker runs it again then
-    d = await store.read(lambda db: outbound.get_delivery(db, did))
+    d = await get(store, did)
     assert d.state == "queued" and d.attempts == 1 and d.next_attempt_at
     if fault != "drop":
         assert d.smtp_code == int(fault)
     res = await deliver_once(store, sender, did)
     assert res.ok
     assert [r[2] for r in smtp_server.received] == [mail.raw]
-    d = await store.read(lambda db: outbound.get_delivery(db, did))
+    d = await get(store, did)
     assert d.state == "sent" and d.attempts == 2
 
 
-async def test_refused_connection_and_timeout_are_temporary(smtp_server, store):
-    did, _ = await queued(store)
+async def test_refused_connection_and_timeout_are_temporary(smtp_server, outbound, store):
+    did, _ = await queued(outbound)
     with pytest.raises(TransientError):
         await deliver_once(store, relay(dead_port()), did)
     smtp_server.faults = ["slow"]
-    res = await relay(smtp_server.port, timeout=1).send(
-        await store.read(lambda db: outbound.get_delivery(db, did))
-    )
+    res = await relay(smtp_server.port, timeout=1).send(await get(store, did))
     assert not res.ok and not res.permanent and "timed out" in res.message.lower()
 
 
-async def test_550_fails_permanently_with_the_server_reply(smtp_server, store):
-    did, _ = await queued(store)
+async def test_550_fails_permanently_with_the_server_reply(smtp_server, outbound, store):
+    did, _ = await queued(outbound)
     smtp_server.faults = ["550"]
     res = await deliver_once(store, relay(smtp_server.port), did)
     assert not res.ok and res.permanent and res.code == 550
     assert "mailbox unavailable" in res.message
-    d = await store.read(lambda db: outbound.get_delivery(db, did))
+    d = await get(store, did)
     assert d.state == "failed" and "5.1.1" in d.smtp_reply and d.message_row_id is None
     assert smtp_server.received == []
     # nothing is sent again
@@ -218,8 +231,20 @@ async def test_550_fails_permanently_with_the_server_reply(smtp_server, store):
     assert not again.ok and again.permanent and smtp_server.received == []
 
 
-async def test_gives_up_after_max_age(store):
-    did, _ = await queued(store)
+async def test_a_bounced_delivery_is_never_sent_again(smtp_server, outbound, store):
+    did, mail = await queued(outbound)
+    assert (await deliver_once(store, relay(smtp_server.port), did)).ok
+    hit = await store.write(
+        lambda db: deliveries.mark_bounced(db, [mail.message_id, "other@x.test"], "550 5.1.1")
+    )
+    assert [h["id"] for h in hit] == [did]
+    again = await deliver_once(store, relay(smtp_server.port), did)
+    assert not again.ok and again.permanent and "5.1.1" in again.message
+    assert len(smtp_server.received) == 1 and (await get(store, did)).state == "bounced"
+
+
+async def test_gives_up_after_max_age(outbound, store):
+    did, _ = await queued(outbound)
     sender = relay(dead_port(), max_age_hours=24)
     t0 = 1_000_000.0
     with pytest.raises(TransientError):
@@ -229,7 +254,7 @@ async def test_gives_up_after_max_age(store):
     with pytest.raises(DeliveryExpired) as info:
         await deliver_once(store, sender, did, now=t0 + 23.9 * 3600)
     assert isinstance(info.value, PermanentError) and info.value.result.permanent
-    d = await store.read(lambda db: outbound.get_delivery(db, did))
+    d = await get(store, did)
     assert d.state == "failed" and "gave up after 3 attempts" in d.last_error
 
 
@@ -241,8 +266,8 @@ def test_retry_schedule_reaches_a_day():
     assert retry_delay(1) == 60 and retry_delay(100) == 4 * 3600 and n < 20
 
 
-async def test_capture_mode_and_outbox_cli(tmp_path, store):
-    did, mail = await queued(store, auto=True)
+async def test_capture_mode_and_outbox_cli(tmp_path, outbound, store):
+    did, mail = await queued(outbound, auto=True)
     cfg = write_config(tmp_path, '\n[relay]\nmode = "capture"\ncapture_dir = "outbox"\n')
     settings = load_settings(cfg)
     sender = RelaySender(settings.relay)

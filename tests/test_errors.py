@@ -23,14 +23,14 @@ from gateway.hubspot.errors import (
 )
 from gateway.intake.imap_client import ImapError
 from gateway.pipeline.assistant.llm import MalformedAnswer
-from gateway.store import outbound
+from gateway.store import deliveries
 
 GATEWAY = Path(__file__).resolve().parents[1] / "gateway"
 # The modules that may define exception classes (see gateway/errors.py for why each).
 HOMES = {
     "errors.py",
     "hubspot/errors.py",
-    "relay/sender.py",
+    "jobs/send_reply.py",
     "intake/imap_client.py",
     "pipeline/assistant/llm.py",
     "config.py",  # _BadItem: private to the config parser, never escapes it
@@ -77,6 +77,6 @@ def test_nothing_raises_a_bare_lookup_error():
 
 async def test_store_misses_raise_not_found(store):
     with pytest.raises(NotFound, match="delivery 99"):
-        await store.write(lambda db: outbound.mark_sent(db, 99, code=250, reply="ok"))
+        await store.write(lambda db: deliveries.record_sent(db, 99, code=250, reply="ok"))
     with pytest.raises(NotFound, match="conversation 98"):
-        await store.read(lambda db: outbound.thread_context(db, 98))
+        await store.read(lambda db: deliveries.thread_context(db, 98))

@@ -9,10 +9,12 @@ recorded locally before HubSpot hears of it, so a crash in between re-tells, nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import mimetypes
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +23,13 @@ from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotError
 from gateway.jobs.handoff import HandoffRunner
-from gateway.jobs.send_reply import Outbound
+from gateway.jobs.send_reply import DeliveryExpired, Outbound, Reply
 from gateway.mail.compose import OutgoingAttachment
 from gateway.mail.parse import parse_mail
 from gateway.models import Job
 from gateway.pipeline.classify import bounced_message_ids
 from gateway.pipeline.replies import author_actor, author_name, is_truncated, why_not_deliver
-from gateway.relay.sender import DeliveryExpired
-from gateway.store import outbound
+from gateway.store import deliveries
 from gateway.store import replies as rs
 from gateway.store.db import Store
 from gateway.store.hubspot import is_our_hubspot_message
@@ -42,6 +43,25 @@ _DIAG = re.compile(r"^(?:Diagnostic-Code|Status|Action):[ \t]*(.+)$", re.I | re.
 def _diagnostic(text: str) -> str:
     found = _DIAG.findall(text)
     return "; ".join(f.strip() for f in found[:3])[:500]
+
+
+async def report_failure(
+    client: HubSpotClient, handoff: HandoffRunner, mid: str, thread_id: str, error: str, what: str
+) -> None:
+    """FAILED on the rep's message and a comment on its thread, so a person notices.
+
+    `what` completes "The mail gateway ... to the customer: <error>".
+    """
+    ids = await handoff.ids()
+    await client.patch(
+        api.path("channel_message_update", channel_id=ids.channel_id, message_id=mid),
+        {"statusType": "FAILED", "errorMessage": error},
+    )
+    text = f"The mail gateway {what} to the customer: {error}"
+    await client.post(
+        api.path("thread_message_create", thread_id=thread_id),
+        {"type": "COMMENT", "attachments": [], "text": text},
+    )
 
 
 @dataclass
@@ -63,6 +83,7 @@ class ReplyRunner:
         thread_id = ann["thread_id"] or str(msg.get("conversationsThreadId") or "")
         ours = await self.store.read(lambda db: is_our_hubspot_message(db, mid))
         reason = why_not_deliver(msg, ours=ours)
+        conv_id: int | None = None
         if reason is None:
             conv_id = await self.store.read(lambda db: rs.conversation_for_thread(db, thread_id))
             if conv_id is None and await self.store.read(rs.handoff_in_progress):
@@ -74,7 +95,7 @@ class ReplyRunner:
                 )
             if conv_id is None:
                 reason = f"thread {thread_id} is not one of our conversations"
-        if reason:
+        if reason or conv_id is None:  # (no reason means a conversation was found)
             await self.store.write(lambda db: rs.set_outcome(db, mid, f"skipped: {reason}"))
             log.info("HubSpot message %s not delivered: %s", mid, reason)
             return
@@ -86,14 +107,16 @@ class ReplyRunner:
         await self.store.write(lambda db: rs.set_outcome(db, mid, "delivering"))
         try:
             _delivery, result = await self.outbound.reply(
-                conversation_id=conv_id,
-                source_key=f"hubspot:{mid}",
-                body=body,
-                body_format=body_format,
-                author_name=f"{name} ({actor})" if actor else name,
-                author_email=email,
-                attachments=attachments,
-                meta={"hubspot_message_id": mid, "thread_id": thread_id},
+                Reply(
+                    conversation_id=conv_id,
+                    source_key=f"hubspot:{mid}",
+                    body=body,
+                    body_format=body_format,
+                    author_name=f"{name} ({actor})" if actor else name,
+                    author_email=email,
+                    attachments=attachments,
+                    meta={"hubspot_message_id": mid, "thread_id": thread_id},
+                )
             )
         except DeliveryExpired as exc:
             result = exc.result
@@ -107,19 +130,8 @@ class ReplyRunner:
             return
         error = f"{result.code or ''} {result.message}".strip()[:500]
         await self.store.write(lambda db: rs.set_outcome(db, mid, f"failed: {error}"))
-        await self._report_failure(mid, thread_id, error, "could not deliver this reply")
-
-    async def _report_failure(self, mid: str, thread_id: str, error: str, what: str) -> None:
-        """FAILED on the message and a comment on the thread, so a person notices."""
-        ids = await self.handoff.ids()
-        await self.client.patch(
-            api.path("channel_message_update", channel_id=ids.channel_id, message_id=mid),
-            {"statusType": "FAILED", "errorMessage": error},
-        )
-        text = f"The mail gateway {what} to the customer: {error}"
-        await self.client.post(
-            api.path("thread_message_create", thread_id=thread_id),
-            {"type": "COMMENT", "attachments": [], "text": text},
+        await report_failure(
+            self.client, self.handoff, mid, thread_id, error, "could not deliver this reply"
         )
 
     async def bounce_job(self, job: Job) -> None:
@@ -131,15 +143,15 @@ class ReplyRunner:
         mail = parse_mail(raw)
         # the DSN's machine-readable part says why; it is not part of the text we keep
         reason = _diagnostic(raw.decode("utf-8", "replace")) or mail.subject or "bounced"
-        for message_id in bounced_message_ids(mail, raw):
-            hit = await self.store.write(
-                lambda db, m=message_id: outbound.mark_bounced(db, m, reason)
-            )
-            for d in hit:
-                mid, thread = d["meta"].get("hubspot_message_id"), d["meta"].get("thread_id")
-                log.warning("delivery %s bounced: %s", d["id"], reason)
-                if mid and thread:
-                    await self._report_failure(mid, thread, reason, "got a bounce for this reply")
+        ids = bounced_message_ids(mail, raw)
+        hit = await self.store.write(lambda db: deliveries.mark_bounced(db, ids, reason))
+        for d in hit:
+            mid, thread = d["meta"].get("hubspot_message_id"), d["meta"].get("thread_id")
+            log.warning("delivery %s bounced: %s", d["id"], reason)
+            if mid and thread:
+                await report_failure(
+                    self.client, self.handoff, mid, thread, reason, "got a bounce for this reply"
+                )
 
     async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str]:
         if is_truncated(msg):
@@ -186,15 +198,7 @@ class ReplyRunner:
 
     async def poll_once(self) -> int:
         """Announce every reply in the threads we handed off; returns how many were new."""
-        threads = await self.store.read(
-            lambda db: [
-                r[0]
-                for r in db.execute(
-                    "SELECT h.thread_id FROM handoffs h JOIN conversations c "
-                    "ON c.id = h.conversation_id WHERE h.state = 'done' AND c.status != 'closed'"
-                )
-            ]
-        )
+        threads = await self.store.read(rs.threads_to_poll)
         new = 0
         for thread_id in threads:
             page = await self.client.get(
@@ -204,18 +208,17 @@ class ReplyRunner:
             for m in page.get("results", []):
                 if m.get("type") != "MESSAGE" or m.get("direction") != "OUTGOING":
                     continue
-                new += await self.store.write(
-                    lambda db, m=m, t=thread_id: rs.record_announced(
-                        db,
-                        hubspot_message_id=str(m["id"]),
-                        thread_id=t,
-                        source="poll",
-                        message=m,
-                    )
+                announce = functools.partial(
+                    rs.record_announced,
+                    hubspot_message_id=str(m["id"]),
+                    thread_id=thread_id,
+                    source="poll",
+                    message=m,
                 )
+                new += await self.store.write(announce)
         return new
 
-    async def poll_forever(self, interval: float, wake) -> None:
+    async def poll_forever(self, interval: float, wake: Callable[[], None]) -> None:
         while True:
             try:
                 if await self.poll_once():

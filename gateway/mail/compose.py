@@ -60,7 +60,7 @@ class Conversation:
     customer_email: str
     customer_name: str = ""
     last_message_id: str = ""  # the customer's last message: In-Reply-To
-    references: Sequence[str] = ()  # the thread's Message-IDs, oldest first, ours included
+    references: Sequence[str] = ()  # the parent's References, oldest first (RFC 5322 3.6.4)
 
 
 @dataclass(frozen=True)

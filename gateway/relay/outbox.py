@@ -1,13 +1,19 @@
-"""Reading the capture folder (`[relay] mode = "capture"`) for `mail-gateway outbox`.
+"""The capture folder (`[relay] mode = "capture"`): written by RelaySender, read by
+`mail-gateway outbox`.
 
-Each captured mail is one `<UTC timestamp>-<message id>.eml` file written atomically by
-RelaySender; its ID on the command line is the file name without `.eml`.
+Each captured mail is one `<UTC timestamp>-<message id>.eml` file written atomically (a
+temporary file, fsync, rename, fsync of the folder); its ID on the command line is the file
+name without `.eml`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import os
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +37,36 @@ class OutboxEntry:
 def capture_dir(settings: Settings) -> Path:
     """The capture folder: [relay] capture_dir, or state_dir/outbox."""
     return settings.relay.capture_dir or settings.gateway.state_dir / "outbox"
+
+
+def keep(folder: Path, message_id: str, raw: bytes) -> str:
+    """Write one mail to the folder durably; returns the file name. Raises OSError.
+
+    A mail whose Message-ID is already there (a retry after a crash between the write and
+    recording "sent") is not written twice: the existing file's name is returned.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.split("@")[0])[:80]
+    for existing in folder.glob(f"*-{slug}.eml"):
+        return existing.name
+    name = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{slug}.eml"
+    tmp = folder / f".{name}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return name
 
 
 def _header(msg: email.message.Message, name: str) -> str:

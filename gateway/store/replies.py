@@ -89,3 +89,15 @@ def handoff_in_progress(db: Database) -> bool:
             "SELECT 1 FROM handoffs WHERE state = 'pending' AND updated_at >= ? LIMIT 1", [since]
         ).fetchone()
     )
+
+
+def threads_to_poll(db: Database) -> list[str]:
+    """The HubSpot threads whose replies polling looks for: every finished handoff of a
+    conversation that is not closed."""
+    return [
+        str(r[0])
+        for r in db.execute(
+            "SELECT h.thread_id FROM handoffs h JOIN conversations c "
+            "ON c.id = h.conversation_id WHERE h.state = 'done' AND c.status != 'closed'"
+        )
+    ]
