@@ -39,6 +39,7 @@ from gateway.hubspot.setup import SETUP_KEY, run_setup
 from gateway.intake.imap import ImapIntake
 from gateway.intake.smtp import Gate, start_smtp
 from gateway.jobs.assist import AssistJob, build_assistant, handoff_facts
+from gateway.jobs.bounce import BounceRunner
 from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.imap_forwarding import forwarding_recorder
 from gateway.jobs.process_mail import MailProcessor
@@ -81,6 +82,7 @@ class Gateway:
     sender: RelaySender | None = None
     outbound: Outbound | None = None
     replies: ReplyRunner | None = None
+    bounces: BounceRunner | None = None
     assist: AssistJob | None = None
     metrics: Metrics | None = None
     notifier: Notifier = field(default_factory=Notifier)
@@ -159,13 +161,14 @@ class Gateway:
         )
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)
+        self.bounces = BounceRunner(store, self.hubspot, self.handoff, executor=self.parse_pool)
         registry = job_registry(
             process_mail=processor,
             assist=assist,  # reload() swaps its settings and assistant in place
             handoff=self.handoff.handoff_job,
             publish=self.handoff.publish_job,
             rep_reply=self.replies.rep_reply_job,
-            bounce=self.replies.bounce_job,
+            bounce=self.bounces.bounce_job,
             send_reply=self.outbound.send_reply_job,
             worker=s.worker,
         )

@@ -15,12 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gateway"
 EXEMPT = ("gateway/store/", "gateway/sandbox/")
 
-# Files of helpers whose SQL moves into store/ in their own branches (issue 12, A2 and C);
+# Files of helpers whose SQL moves into store/ in their own branches (issue 12, C);
 # emptied once those land.
 _PENDING = {
-    "gateway/jobs/send_reply.py",
-    "gateway/jobs/rep_reply.py",
-    "gateway/relay/sender.py",
     "gateway/metrics.py",
 }
 

@@ -10,6 +10,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,10 @@ import aiohttp
 import pytest
 
 from gateway.config import Listen, RelaySettings, Settings, SignatureSettings
+from gateway.jobs.bounce import read_bounce
+from gateway.models import IncomingMail, Job, JobKind
 from gateway.service import Gateway
+from gateway.store.intake import accept_raw
 
 from conftest import dead_port, make_mail, running, wait_for
 from helpers.waiting import wait_idle
@@ -223,13 +227,9 @@ async def test_polling_delivers_public_replies_only(polling_gw: Gateway):
     assert "Polled reply" in mails[0].get_body(("plain",)).get_content()
 
 
-async def test_bounce_of_our_reply_is_linked_and_reported(rgw: Gateway):
-    h = await handed_off_conversation(rgw)
-    msg = await rep_posts(rgw, h["thread_id"], "MESSAGE", "Answer that will bounce")
-    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply")
-    sent = outbox(rgw)[0]
-    envelope_from = sent["Reply-To"].addresses[0].addr_spec  # support+TOKEN@example.com
-    dsn = (
+def delivery_status(envelope_from: str, message_id: str, subject: str) -> bytes:
+    """A bounce (RFC 3464 multipart/report) of the mail `message_id` (with brackets)."""
+    return (
         "From: MAILER-DAEMON@mx.customer.test\r\n"
         f"To: {envelope_from}\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\n"
@@ -242,9 +242,52 @@ async def test_bounce_of_our_reply_is_linked_and_reported(rgw: Gateway):
         "Final-Recipient: rfc822; alice@customer.test\r\nAction: failed\r\n"
         "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
         "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"Message-ID: {sent['Message-ID']}\r\nSubject: {sent['Subject']}\r\n"
+        f"Message-ID: {message_id}\r\nSubject: {subject}\r\n"
         "--B--\r\n"
     ).encode()
+
+
+def test_read_bounce_finds_our_message_and_the_reason():
+    got = read_bounce(delivery_status("support+k@example.com", "<r1@gw.example.com>", "Re: x"))
+    assert got.message_ids == ["r1@gw.example.com"]
+    assert got.reason == "failed; 5.1.1; smtp; 550 5.1.1 user unknown"
+
+
+async def test_bounce_job_parses_once_off_the_event_loop(store, monkeypatch):
+    from gateway.jobs import bounce
+
+    threads: list[int] = []
+    real = bounce.parse_mail
+
+    def spy(raw: bytes):
+        threads.append(threading.get_ident())
+        return real(raw)
+
+    monkeypatch.setattr(bounce, "parse_mail", spy)
+    raw = delivery_status("support+k@example.com", "<unknown@gw.example.com>", "Re: x")
+    incoming = IncomingMail(
+        "smtp",
+        "support@example.com",
+        "",
+        ["support+k@example.com"],
+        raw,
+        "dsn1@mx.customer.test",
+        hashlib.sha256(raw).hexdigest(),
+    )
+    raw_id, _ = await store.write(lambda db: accept_raw(db, incoming))
+    # no delivery has that Message-ID: nothing to report, so no HubSpot client is needed
+    runner = bounce.BounceRunner(store, client=None, handoff=None)
+    await runner.bounce_job(Job(1, JobKind.BOUNCE, {"raw_id": raw_id}, 0))
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
+async def test_bounce_of_our_reply_is_linked_and_reported(rgw: Gateway):
+    h = await handed_off_conversation(rgw)
+    msg = await rep_posts(rgw, h["thread_id"], "MESSAGE", "Answer that will bounce")
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply")
+    sent = outbox(rgw)[0]
+    envelope_from = sent["Reply-To"].addresses[0].addr_spec  # support+TOKEN@example.com
+    dsn = delivery_status(envelope_from, sent["Message-ID"], sent["Subject"])
 
     def bounce():
         import smtplib

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import mimetypes
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +24,8 @@ from gateway.hubspot.errors import HubSpotError
 from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.send_reply import DeliveryExpired, Outbound, Reply
 from gateway.mail.compose import OutgoingAttachment
-from gateway.mail.parse import parse_mail
 from gateway.models import Job
-from gateway.pipeline.classify import bounced_message_ids
 from gateway.pipeline.replies import author_actor, author_name, is_truncated, why_not_deliver
-from gateway.store import deliveries
 from gateway.store import replies as rs
 from gateway.store.db import Store
 from gateway.store.hubspot import is_our_hubspot_message
@@ -37,12 +33,6 @@ from gateway.store.hubspot import is_our_hubspot_message
 log = logging.getLogger(__name__)
 
 ATTACHMENT_BUDGET = 20 * 1024 * 1024  # all of a reply's files together, before MIME encoding
-_DIAG = re.compile(r"^(?:Diagnostic-Code|Status|Action):[ \t]*(.+)$", re.I | re.M)
-
-
-def _diagnostic(text: str) -> str:
-    found = _DIAG.findall(text)
-    return "; ".join(f.strip() for f in found[:3])[:500]
 
 
 async def report_failure(
@@ -133,25 +123,6 @@ class ReplyRunner:
         await report_failure(
             self.client, self.handoff, mid, thread_id, error, "could not deliver this reply"
         )
-
-    async def bounce_job(self, job: Job) -> None:
-        """A bounce of one of our replies came back through intake: record and report it."""
-        raw_id = int(job.payload["raw_id"])
-        raw = await self.store.read(
-            lambda db: db.execute("SELECT raw FROM raw_mails WHERE id = ?", [raw_id]).fetchone()[0]
-        )
-        mail = parse_mail(raw)
-        # the DSN's machine-readable part says why; it is not part of the text we keep
-        reason = _diagnostic(raw.decode("utf-8", "replace")) or mail.subject or "bounced"
-        ids = bounced_message_ids(mail, raw)
-        hit = await self.store.write(lambda db: deliveries.mark_bounced(db, ids, reason))
-        for d in hit:
-            mid, thread = d["meta"].get("hubspot_message_id"), d["meta"].get("thread_id")
-            log.warning("delivery %s bounced: %s", d["id"], reason)
-            if mid and thread:
-                await report_failure(
-                    self.client, self.handoff, mid, thread, reason, "got a bounce for this reply"
-                )
 
     async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str]:
         if is_truncated(msg):
