@@ -40,6 +40,7 @@ lint: install-test
 lint-checks:
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 ## Every benchmark against its baseline, same run: Markdown tables + bench/results/*.json.
 bench: install-test system-deps
