@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test install install-test system-deps hubspot-tooling lint lint-checks bench soak clean
+.PHONY: run test test-quick install install-test system-deps hubspot-tooling lint lint-checks bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ hubspot-tooling:
 test: install-test system-deps hubspot-tooling
 	$(MAKE) --no-print-directory lint-checks
 	$(BIN)/python -m pytest -q
+
+## The suite without the tests marked slow (crash campaigns, fault injection, full corpora).
+test-quick: install-test
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## Style, the one-way import rule (docs/ARCHITECTURE.md) and type hints.
 lint: install-test
