@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hubspot.setup import CHANNELS, WEBHOOK_PATH
+from gateway.hubspot import api
+from gateway.hubspot.setup import WEBHOOK_PATH
 
 from conftest import make_mail, write_config
 from helpers.daemon import Daemon
@@ -79,7 +80,7 @@ def test_on_port_0_the_daemon_reports_the_ports_it_bound(daemon, tmp_path):
     public_url = f"http://127.0.0.1:{d.http_port}"
     assert info["webhookTargetUrl"] == public_url + "/hubspot/webhook"
     keys = f"hapikey={info['developerApiKey']}&appId={info['appId']}"
-    with urllib.request.urlopen(f"{sandbox}{CHANNELS}?{keys}", timeout=10) as r:
+    with urllib.request.urlopen(f"{sandbox}{api.path('channels_list')}?{keys}", timeout=10) as r:
         [channel] = json.load(r)["results"]  # registered by the daemon's HubSpot setup
     assert channel["webhookUrl"] == public_url + WEBHOOK_PATH
     log = d.tail()
