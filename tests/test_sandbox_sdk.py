@@ -29,7 +29,7 @@ def test_register_channel_account_publish_and_status(sandbox: SandboxHandle) -> 
         },
         extra_query={"appId": info["appId"]},
     )
-    assert [c.id for c in dev.conversations.custom_channels.list()] == [channel.id]
+    assert [c.id for c in dev.conversations.custom_channels.list(extra_query={"appId": info["appId"]})] == [channel.id]
 
     with pytest.raises(hubspot_sdk.BadRequestError) as bad:
         dev.conversations.custom_channels.update(
@@ -40,6 +40,7 @@ def test_register_channel_account_publish_and_status(sandbox: SandboxHandle) -> 
             channel_description="",
             channel_logo_url="",
             channel_account_connection_redirect_url="",
+            extra_query={"appId": info["appId"]},
         )
     assert "INVALID_CHANNEL_CAPABILITY_VALUES" in str(bad.value.body)
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .contract import ActorsBatchRead, ThreadMessageCreate, ThreadUpdate, expects
 from .crm import associated, find_by
-from .errors import ApiError, bad_request, json_response, not_found, read_json
+from .errors import ApiError, bad_request, json_response, not_found, present, read_json
 from .files import file_attachment
 from .keys import STATE, WEBHOOKS
 from .oauth import require
@@ -161,7 +162,9 @@ def append_message(
 
 
 def public_message(message: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in message.items() if not k.startswith("_")}
+    """A message as HubSpot returns it: no bookkeeping, no ``null`` fields."""
+    result: dict[str, Any] = present(message)
+    return result
 
 
 def resolve_attachments(
@@ -288,7 +291,8 @@ def thread_view(state: SandboxState, thread: dict[str, Any], with_ticket: bool) 
     if with_ticket:
         tickets = list(associated(state, "conversations", thread["id"], "tickets"))
         view["threadAssociations"] = {"associatedTicketId": tickets[0] if tickets else None}
-    return view
+    result: dict[str, Any] = present(view)
+    return result
 
 
 def page(items: list[Any], request: web.Request, default_limit: int = 20) -> dict[str, Any]:
@@ -347,6 +351,7 @@ async def thread_handler(request: web.Request) -> web.Response:
     return json_response(thread_view(state, thread, with_ticket))
 
 
+@expects(ThreadUpdate)
 async def thread_patch_handler(request: web.Request) -> web.Response:
     require(request, "conversations.write")
     state = request.app[STATE]
@@ -393,6 +398,7 @@ async def original_content_handler(request: web.Request) -> web.Response:
     return json_response({**original, "attachments": message["attachments"]})
 
 
+@expects(ThreadMessageCreate)
 async def post_message_handler(request: web.Request) -> web.Response:
     require(request, "conversations.write")
     state = request.app[STATE]
@@ -440,6 +446,7 @@ async def actor_handler(request: web.Request) -> web.Response:
     return json_response(actor)
 
 
+@expects(ActorsBatchRead)
 async def actors_batch_handler(request: web.Request) -> web.Response:
     require(request, "conversations.read")
     state = request.app[STATE]

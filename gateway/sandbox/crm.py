@@ -13,6 +13,26 @@ from typing import Any
 
 from aiohttp import web
 
+from hubspot_sdk.types.crm.objects import (
+    company_create_params,
+    company_search_params,
+    company_update_params,
+    contact_create_params,
+    contact_search_params,
+    contact_update_params,
+    deal_create_params,
+    deal_search_params,
+    deal_update_params,
+    note_create_params,
+    note_search_params,
+    note_update_params,
+    ticket_create_params,
+    ticket_search_params,
+    ticket_update_params,
+)
+from hubspot_sdk.types.shared_params.association_spec import AssociationSpec
+
+from .contract import CONTRACTS, check, expects
 from .errors import ApiError, bad_request, json_response, not_found, read_json
 from .keys import STATE
 from .oauth import require
@@ -551,12 +571,39 @@ def search_records(state: SandboxState, otype: str, body: dict[str, Any]) -> dic
 
 # --- handlers -----------------------------------------------------------------------------------
 
+# The request contract of each object type: hubspot-sdk's parameter types
+# (hubspot_sdk/types/crm/objects/<type>_{create,update,search}_params.py).
+CREATE: dict[str, Any] = {
+    "contacts": contact_create_params.ContactCreateParams,
+    "companies": company_create_params.CompanyCreateParams,
+    "deals": deal_create_params.DealCreateParams,
+    "tickets": ticket_create_params.TicketCreateParams,
+    "notes": note_create_params.NoteCreateParams,
+}
+UPDATE: dict[str, Any] = {
+    "contacts": contact_update_params.ContactUpdateParams,
+    "companies": company_update_params.CompanyUpdateParams,
+    "deals": deal_update_params.DealUpdateParams,
+    "tickets": ticket_update_params.TicketUpdateParams,
+    "notes": note_update_params.NoteUpdateParams,
+}
+# The SDK marks every search field required; HubSpot's search guide sends any subset
+# (developers.hubspot.com/docs/api-reference/search/guide), so only types are checked.
+SEARCH: dict[str, Any] = {
+    "contacts": contact_search_params.ContactSearchParams,
+    "companies": company_search_params.CompanySearchParams,
+    "deals": deal_search_params.DealSearchParams,
+    "tickets": ticket_search_params.TicketSearchParams,
+    "notes": note_search_params.NoteSearchParams,
+}
+
 
 async def create_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     otype = crm_type(request.match_info["object_type"])
     require(request, *scopes(otype, write=True))
     body = await read_json(request)
+    check(CREATE[otype], body)
     record = create_object(state, otype, body)
     return json_response(render(state, otype, record, list(record["properties"])), status=201)
 
@@ -597,6 +644,7 @@ async def patch_handler(request: web.Request) -> web.Response:
     require(request, *scopes(otype, write=True))
     record = lookup(state, otype, request.match_info["object_id"], request.query.get("idProperty"))
     body = await read_json(request)
+    check(UPDATE[otype], body, frozenset({"idProperty"}))
     update_object(state, otype, record, body.get("properties") or {})
     return json_response(render(state, otype, record, list(record["properties"])))
 
@@ -616,7 +664,9 @@ async def search_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     otype = crm_type(request.match_info["object_type"])
     require(request, *scopes(otype, write=False))
-    return json_response(search_records(state, otype, await read_json(request)))
+    body = await read_json(request)
+    check(SEARCH[otype], body, frozenset({"*"}))
+    return json_response(search_records(state, otype, body))
 
 
 def _labels_pair(
@@ -653,6 +703,7 @@ def _assoc_scopes(request: web.Request, *types: str) -> None:
             require(request, *scopes(otype, write=True))
 
 
+@expects(list[AssociationSpec])
 async def v4_put_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     from_type, from_id, to_type, to_id = _check_pair(state, request)
@@ -825,6 +876,11 @@ async def owners_handler(request: web.Request) -> web.Response:
 
 
 V = r"{version:\d{4}-\d{2}}"
+
+
+CONTRACTS[create_handler] = CREATE
+CONTRACTS[patch_handler] = UPDATE
+CONTRACTS[search_handler] = SEARCH
 
 
 def setup_routes(app: web.Application) -> None:

@@ -75,6 +75,22 @@ def rate_limited(message: str, policy: str, headers: dict[str, str] | None = Non
     return err
 
 
+def present(value: Any) -> Any:
+    """A response value without the fields that have no value, at any depth.
+
+    HubSpot leaves out a field it has no value for rather than sending ``null`` (its reference
+    marks most response fields non-nullable; hubspot-sdk's models type them ``Optional`` only
+    in the sense "may be absent"). Keys starting with ``_`` are the sandbox's own bookkeeping.
+    """
+    if isinstance(value, dict):
+        return {
+            k: present(v) for k, v in value.items() if v is not None and not str(k).startswith("_")
+        }
+    if isinstance(value, list):
+        return [present(v) for v in value]
+    return value
+
+
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
