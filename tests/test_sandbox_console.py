@@ -96,3 +96,50 @@ def test_console_closes_ticket(sandbox: SandboxHandle) -> None:
         read = api.get(f"/crm/v3/objects/tickets/{ticket['id']}").json()
     closed = sandbox.info["ticketPipelines"][0]["stages"][-1]["id"]
     assert read["properties"]["hs_pipeline_stage"] == closed
+
+
+def test_console_sends_rich_text_and_plain_text(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    """Paragraphs, bold and a list typed in the console: HTML richText, plain text with the
+    blank lines, both in the channel webhook as HubSpot's editor sends them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ids = setup_channel(sandbox, webhook_url=receiver.url + "/channel")
+    thread_id = publish(sandbox, ids, "Where is my parcel?").json()["conversationsThreadId"]
+    typed = "Hello **Carla**,\n\n- one <box>\n- two\n\nThanks"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(sandbox.url + "/console/")
+            page.click(f"li.thread[data-thread-id='{thread_id}']")
+            page.fill("#reply-text", typed)
+            page.click("#send-reply")
+            expect(page.locator("#messages li")).to_have_count(2)
+        finally:
+            browser.close()
+    calls = receiver.wait_for(lambda c: len(c) >= 1)
+    message = json.loads(calls[0]["body"])["message"]
+    assert message["text"] == "Hello Carla,\n\n- one <box>\n- two\n\nThanks"
+    assert message["richText"] == (
+        "<p>Hello <strong>Carla</strong>,</p><ul><li>one &lt;box&gt;</li><li>two</li></ul>"
+        "<p>Thanks</p>"
+    )
+
+
+def test_console_api_keeps_text_and_builds_paragraphs(sandbox: SandboxHandle) -> None:
+    ids = setup_channel(sandbox)
+    thread_id = publish(sandbox, ids, "Hi").json()["conversationsThreadId"]
+    api = sandbox.url + f"/_sandbox/console-api/threads/{thread_id}/messages"
+    import httpx
+
+    plain = httpx.post(api, json={"kind": "reply", "text": "One\nline\n\nTwo"}).json()
+    rich = httpx.post(
+        api, json={"kind": "reply", "text": "Bold", "richText": "<p><strong>Bold</strong></p>"}
+    ).json()
+    bad = httpx.post(api, json={"kind": "reply", "text": "x", "richText": ["no"]})
+    assert (plain["text"], plain["richText"]) == (
+        "One\nline\n\nTwo",
+        "<p>One<br>line</p><p>Two</p>",
+    )
+    assert (rich["text"], rich["richText"]) == ("Bold", "<p><strong>Bold</strong></p>")
+    assert bad.status_code == 400

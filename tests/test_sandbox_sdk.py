@@ -29,7 +29,9 @@ def test_register_channel_account_publish_and_status(sandbox: SandboxHandle) -> 
         },
         extra_query={"appId": info["appId"]},
     )
-    assert [c.id for c in dev.conversations.custom_channels.list(extra_query={"appId": info["appId"]})] == [channel.id]
+    assert [
+        c.id for c in dev.conversations.custom_channels.list(extra_query={"appId": info["appId"]})
+    ] == [channel.id]
 
     with pytest.raises(hubspot_sdk.BadRequestError) as bad:
         dev.conversations.custom_channels.update(

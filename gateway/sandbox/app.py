@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -156,17 +157,61 @@ async def connection_reset(request: web.Request, handler: Handler) -> web.Stream
     return await _reset_guard(request, handler)
 
 
+# A numbered API path (/crm/v3/..., /crm/v4/..., /conversations/v3/..., /files/v3/...,
+# /oauth/v1/...): HubSpot ends v4 on 2027-03-30 and v1-v3 in September 2027 and says to move to
+# the dated paths (developers.hubspot.com/changelog/
+# legacy-apis-and-legacy-apps-whats-going-unsupported-and-when).
+NUMBERED = re.compile(r"^/[a-z-]+/v\d+/|^/[a-z-]+/[a-z-]+/v\d+/")
+
+
+def deprecation_logger() -> Callable[[web.Request], None]:
+    """Warn once per route (its pattern, not each id) that a numbered path was called."""
+    seen: set[str] = set()
+
+    def note(request: web.Request) -> None:
+        if not NUMBERED.match(request.path):
+            return
+        info = request.match_info.route.resource
+        pattern = info.canonical if info is not None else request.path
+        if pattern in seen:
+            return
+        seen.add(pattern)
+        log.warning(
+            "deprecated numbered HubSpot path %s %s: HubSpot stops serving v1-v4 paths in "
+            "2027; call the dated path instead",
+            request.method,
+            pattern,
+        )
+
+    return note
+
+
+def deprecation(note: Callable[[web.Request], None]) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        note(request)
+        return await handler(request)
+
+    return middleware
+
+
 def build_app(state: SandboxState, closing: asyncio.Event | None = None) -> web.Application:
-    """The aiohttp application over a given state (use start_sandbox to also serve it)."""
+    """The aiohttp application over a given state (use start_sandbox to also serve it).
+
+    Request bodies may be as large as HubSpot's Files API allows (``files_max_bytes`` plus the
+    multipart envelope), not aiohttp's 1 MiB default.
+    """
     app = web.Application(
+        client_max_size=state.options.files_max_bytes + 1024 * 1024,
         middlewares=[
             connection_reset,
             request_log,
+            deprecation(deprecation_logger()),
             errors,
             faults,
             auth_and_limits,
             persist,
-        ]
+        ],
     )
     opts = state.options
     app[STATE] = state

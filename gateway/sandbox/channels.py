@@ -14,17 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-
-from .conversations import (
-    append_message,
-    base_url,
-    create_thread,
-    new_message,
-    public_message,
-    resolve_attachments,
-    set_thread_status,
-    visitor_actor,
-)
 from hubspot_sdk.types.conversations.custom_channel_create_params import (
     CustomChannelCreateParams,
 )
@@ -45,6 +34,16 @@ from hubspot_sdk.types.conversations.custom_channels.message_update_params impor
 )
 
 from .contract import expects
+from .conversations import (
+    append_message,
+    base_url,
+    create_thread,
+    new_message,
+    public_message,
+    resolve_attachments,
+    set_thread_status,
+    visitor_actor,
+)
 from .errors import ApiError, bad_request, json_response, not_found, present, read_json
 from .keys import STATE, WEBHOOKS
 from .oauth import PRINCIPAL, require

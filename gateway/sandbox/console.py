@@ -7,6 +7,7 @@ that a console reply triggers exactly what a HubSpot rep's reply would.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from aiohttp import web
@@ -65,7 +66,19 @@ async def thread(request: web.Request) -> web.Response:
     return json_response({"thread": thread_view(state, item, True), "messages": messages})
 
 
+def paragraphs_html(text: str) -> str:
+    """Plain text as the editor's HTML: a <p> per paragraph, <br> per line break, escaped."""
+    paras = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p.strip()).replace(chr(10), '<br>')}</p>" for p in paras)
+
+
 async def post(request: web.Request) -> web.Response:
+    """A rep's reply or comment: ``{kind: "reply"|"comment", text, richText?, actorId?}``.
+
+    ``text`` is the plain text (paragraphs separated by a blank line), ``richText`` the editor's
+    HTML; both are stored and sent as HubSpot's inbox does. Without ``richText`` the text's
+    paragraphs become it.
+    """
     state = request.app[STATE]
     hooks = request.app[WEBHOOKS]
     item = get_thread(state, request.match_info["thread_id"])
@@ -73,11 +86,15 @@ async def post(request: web.Request) -> web.Response:
     text = (body.get("text") or "").strip()
     if not text:
         raise bad_request("text is required")
+    rich = body.get("richText")
+    if rich is not None and not isinstance(rich, str):
+        raise bad_request("richText must be a string of HTML")
+    rich = rich or paragraphs_html(text)
     actor = body.get("actorId") or f"A-{state.data['owners'][0]['userId']}"
     if body.get("kind") == "comment":
-        message = post_comment(state, hooks, item, text, actor)
+        message = post_comment(state, hooks, item, text, actor, rich_text=rich)
     else:
-        message = post_agent_reply(state, hooks, item, text, actor)
+        message = post_agent_reply(state, hooks, item, text, actor, rich_text=rich)
     return json_response(public_message(message), status=201)
 
 

@@ -22,12 +22,12 @@ import functools
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, Required
 
+import typing_extensions
 from aiohttp import web
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
-import typing_extensions
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import TypedDict
 
 from .errors import bad_request, present, read_json
 
@@ -63,7 +63,7 @@ def _is_typeddict(tp: Any) -> bool:
 @functools.cache
 def _wire_typeddict(td: type, lenient: frozenset[str]) -> Any:
     hints = typing.get_type_hints(td, include_extras=True)
-    required = getattr(td, "__required_keys__", frozenset())
+    required: frozenset[str] = getattr(td, "__required_keys__", frozenset())
     fields: dict[str, Any] = {}
     for name, hint in hints.items():
         wire, inner = name, hint
@@ -78,7 +78,8 @@ def _wire_typeddict(td: type, lenient: frozenset[str]) -> Any:
         converted = wire_type(inner, lenient)
         must = (name in required or marked) and wire not in lenient and "*" not in lenient
         fields[wire] = Required[converted] if must else NotRequired[converted]
-    wire_td = TypedDict(f"Wire{td.__name__}", fields, total=False)  # type: ignore[operator]
+    make: Any = TypedDict
+    wire_td = make(f"Wire{td.__name__}", fields, total=False)
     # HubSpot reads JSON with Jackson, which takes a number where a string is typed
     # ({"amount": 1200} stores "1200"); refusing it would be stricter than HubSpot.
     wire_td.__pydantic_config__ = ConfigDict(coerce_numbers_to_str=True)

@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-
 from hubspot_sdk.types.crm.objects import (
     company_create_params,
     company_search_params,
@@ -448,9 +447,8 @@ def render(
     """A record as HubSpot returns it: asked-for properties (or the defaults) as strings."""
     stored = record["properties"]
     names = properties if properties else SHOWN_BY_DEFAULT[otype] + READ_ONLY[:3]
-    props = {n: stored.get(n) for n in names}
-    if not properties:
-        props = {n: v for n, v in props.items() if v is not None or n in SHOWN_BY_DEFAULT[otype]}
+    # unset properties are left out: hubspot-sdk types ``properties`` as Dict[str, str]
+    props = {n: stored[n] for n in names if stored.get(n) is not None}
     out: dict[str, Any] = {
         "id": record["id"],
         "properties": props,
@@ -674,9 +672,9 @@ def _labels_pair(
 ) -> dict[str, Any]:
     return {
         "fromObjectTypeId": TYPES[from_type][0],
-        "fromObjectId": int(from_id),
+        "fromObjectId": from_id,
         "toObjectTypeId": TYPES[to_type][0],
-        "toObjectId": int(to_id),
+        "toObjectId": to_id,
         "labels": labels,
     }
 
@@ -762,10 +760,9 @@ async def v4_get_handler(request: web.Request) -> web.Response:
         {
             "results": [
                 {
-                    "toObjectId": int(tid),
+                    "toObjectId": tid,  # typed string (hubspot-sdk MultiAssociatedObjectWithLabel)
                     "associationTypes": [
-                        {"category": cat, "typeId": type_id, "label": None}
-                        for type_id, cat in types
+                        {"category": cat, "typeId": type_id} for type_id, cat in types
                     ],
                 }
                 for tid, types in found.items()

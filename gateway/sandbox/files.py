@@ -1,7 +1,17 @@
 """The Files API, enough for message attachments in both directions.
 
 Uploaded bytes are kept in the state (base64) and served at a public URL, as HubSpot serves
-PUBLIC files from its CDN; sandbox attachments are small.
+PUBLIC files from its CDN.
+
+Size: a file larger than ``SandboxOptions.files_max_bytes`` is refused with 413 and HubSpot's
+error body (category VALIDATION_ERROR); anything up to it is accepted, whatever the web
+server's defaults. The default, 2 GiB, is HubSpot's per-file limit for the files tool as we
+understand its knowledge base ("Supported file types and sizes",
+https://knowledge.hubspot.com/files/supported-file-types); UNVERIFIED: the page was not in the
+reference corpus we could read, so the number is configurable and tests set a small one.
+Source of the endpoint: https://developers.hubspot.com/docs/api-reference/files-files-v3/guide
+(POST /files/v3/files, multipart ``file``, ``options`` JSON with ``access`` required,
+``folderId`` or ``folderPath``; 201 with the file).
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .errors import bad_request, json_response, not_found
+from .errors import ApiError, bad_request, json_response, not_found
 from .keys import STATE
 from .oauth import require
 from .state import SandboxState, iso
@@ -64,7 +74,7 @@ async def upload_handler(request: web.Request) -> web.Response:
         if part.name == "file":
             filename = part.filename or filename
             mime = part.headers.get("Content-Type", mime)
-            content = bytes(await part.read())
+            content = await _read_limited(part, state.options.files_max_bytes)
         else:
             fields[part.name] = await part.text()
     if content is None:
@@ -97,6 +107,21 @@ async def upload_handler(request: web.Request) -> web.Response:
     state.data["files"][fid] = record
     state.mark_dirty()
     return json_response(file_view(record, _public_base(request)), status=201)
+
+
+async def _read_limited(part: aiohttp.BodyPartReader, limit: int) -> bytes:
+    """The part's bytes, or HubSpot's 413 as soon as they pass ``limit`` bytes."""
+    data = bytearray()
+    while chunk := await part.read_chunk(256 * 1024):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise ApiError(
+                413,
+                f"File exceeds the maximum upload size of {limit} bytes",
+                "VALIDATION_ERROR",
+                sub_category="FILE_TOO_LARGE",
+            )
+    return bytes(data)
 
 
 def _file_type(mime: str) -> str:

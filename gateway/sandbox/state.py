@@ -65,6 +65,7 @@ class SandboxOptions:
     truncate_at: int = 20_000
     hang_seconds: float = 600.0
     public_url: str | None = None
+    files_max_bytes: int = 2 * 1024**3  # see files.MAX_FILE_BYTES
     faults: list[dict[str, Any]] = field(default_factory=list)
 
 

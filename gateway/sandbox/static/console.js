@@ -87,12 +87,35 @@ async function openThread(id) {
   await loadLists();
 }
 
+// What HubSpot's rich-text editor sends for a typed reply: `richText` is HTML (a <p> per
+// paragraph, <br> per line break, <strong> for **bold**, <ul><li> for lines starting "- "),
+// `text` the same words as plain text (paragraphs separated by a blank line, no markup).
+function escapeHtml(s) {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+function inline(s) {
+  return escapeHtml(s).replace(/\*\*(.+?)\*\*/g, "<strong>$1</strong>");
+}
+function composeReply(typed) {
+  const paragraphs = typed.replace(/\r\n/g, "\n").trim().split(/\n\s*\n/);
+  const html = paragraphs.map((para) => {
+    const lines = para.split("\n");
+    if (lines.every((l) => /^\s*[-*] /.test(l))) {
+      return "<ul>" + lines.map((l) => "<li>" + inline(l.replace(/^\s*[-*] /, "")) + "</li>").join("") + "</ul>";
+    }
+    return "<p>" + lines.map(inline).join("<br>") + "</p>";
+  });
+  const text = paragraphs.map((p) => p.replace(/\*\*(.+?)\*\*/g, "$1")).join("\n\n");
+  return { text, richText: html.join("") };
+}
+
 async function post(kind, textareaId) {
   const box = document.getElementById(textareaId);
   if (!current || !box.value.trim()) return;
   const actorId = document.getElementById("agent").value;
   try {
-    await call("POST", "/threads/" + current + "/messages", { kind, text: box.value, actorId });
+    const { text, richText } = composeReply(box.value);
+    await call("POST", "/threads/" + current + "/messages", { kind, text, richText, actorId });
     box.value = "";
     showError(null);
     await openThread(current);
