@@ -8,6 +8,7 @@ pydantic models. The refusals check the request side: HubSpot's status, category
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import hubspot_sdk
@@ -21,6 +22,15 @@ loop_thread = sandbox_fixtures.loop_thread
 sandbox = sandbox_fixtures.sandbox
 
 EMAIL = "HS_EMAIL_ADDRESS"
+# what `hubspot setup` creates: a unique text property on tickets
+UNIQUE_TICKET_PROPERTY: dict[str, Any] = {
+    "name": "gateway_key",
+    "label": "Gateway key",
+    "type": "string",
+    "field_type": "text",
+    "group_name": "ticketinformation",
+    "has_unique_value": True,
+}
 
 
 def _clients(sb: SandboxHandle) -> tuple[HubSpot, HubSpot]:
@@ -176,5 +186,59 @@ def test_files_documented_limit_not_web_server_default(
             )
         assert too_big.value.status_code == 413
         assert too_big.value.body["category"] == "VALIDATION_ERROR"  # type: ignore[index]
+        with pytest.raises(hubspot_sdk.BadRequestError) as bad_access:
+            api.files.file_assets.upload(
+                file=("a.txt", b"a", "text/plain"),
+                folder_path="/mail-gateway",
+                options='{"access": "SECRET"}',
+            )
+        assert bad_access.value.body["errors"][0]["in"] == "access"  # type: ignore[index]
+        with pytest.raises(hubspot_sdk.BadRequestError):
+            api.files.file_assets.upload(
+                file=("a.txt", b"a", "text/plain"), options='{"access": "PRIVATE"}'
+            )
     finally:
         loop_thread.run(server.close())
+
+
+def test_setup_reads_pass_strict_validation(sandbox: SandboxHandle) -> None:
+    """What `hubspot setup` and `doctor` read: pipelines, owners, the unique ticket property,
+    a contact by email; and a property create with a wrong enum is refused."""
+    _dev, api = _clients(sandbox)
+    pipelines = api.crm.pipelines.list("tickets").results
+    assert pipelines and pipelines[0].stages
+    assert api.crm.owners.list(limit=1).results
+    prop = api.crm.properties.create("tickets", **UNIQUE_TICKET_PROPERTY)
+    assert api.crm.properties.get("gateway_key", object_type="tickets").name == prop.name
+    api.crm.objects.contacts.create(properties={"email": "e@c.test"}, associations=[])
+    found = api.crm.objects.contacts.get("e@c.test", id_property="email")
+    assert found.properties["email"] == "e@c.test"
+    with sandbox.client() as http:
+        wrong = http.post(
+            "/crm/properties/2026-03/tickets",
+            json={"name": "x", "label": "X", "type": "text", "fieldType": "text", "groupName": "g"},
+        )
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"][0] == {
+        "message": wrong.json()["errors"][0]["message"],
+        "code": "INVALID_ENUM",
+        "in": "type",
+    }
+
+
+def test_every_json_write_route_has_a_contract(sandbox: SandboxHandle) -> None:
+    """Each POST/PATCH/PUT with a JSON body is checked against a HubSpot type (a new route
+    without one fails here). Bodiless or non-JSON writes are listed by name."""
+    from gateway.sandbox.contract import CONTRACTS
+
+    no_json_body = {"v4_default_handler", "upload_handler", "token", "token_introspect"}
+    missing = set()
+    for route in sandbox.server.app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if route.method not in ("POST", "PATCH", "PUT") or path.startswith(
+            ("/_sandbox", "/console")
+        ):
+            continue
+        if route.handler not in CONTRACTS and route.handler.__name__ not in no_json_body:
+            missing.add(f"{route.method} {path} ({route.handler.__name__})")
+    assert not missing

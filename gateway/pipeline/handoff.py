@@ -80,9 +80,9 @@ def channel_message(
         "senders": [customer if incoming else support],
         "recipients": [support if incoming else customer],
         "text": text[:TEXT_LIMIT],
+        # required by HubSpot's reference and hubspot-sdk's MessageCreateParams, even empty
+        "attachments": [{"type": "FILE", "fileId": f} for f in file_ids or []],
     }
-    if file_ids:
-        body["attachments"] = [{"type": "FILE", "fileId": f} for f in file_ids]
     return body
 
 

@@ -220,3 +220,26 @@ ThreadMessageCreate = typing.Annotated[
     typing.Union[CommentCreate, MessageCreate],  # noqa: UP007
     Field(discriminator="type"),
 ]
+
+
+class FileUploadOptions(TypedDict, total=False):
+    """The ``options`` JSON of a Files upload: ``access`` required (values as
+    hubspot-api-client's ``hubspot.files.models.File`` enumerates them), the rest optional.
+    Source: https://developers.hubspot.com/docs/api-reference/files-files-v3/guide"""
+
+    access: Required[
+        Literal[
+            "PUBLIC_INDEXABLE",
+            "PUBLIC_NOT_INDEXABLE",
+            "HIDDEN_INDEXABLE",
+            "HIDDEN_NOT_INDEXABLE",
+            "HIDDEN_PRIVATE",
+            "PRIVATE",
+            "HIDDEN_SENSITIVE",
+            "SENSITIVE",
+        ]
+    ]
+    ttl: str
+    overwrite: bool
+    duplicateValidationStrategy: Literal["NONE", "REJECT", "RETURN_EXISTING"]
+    duplicateValidationScope: Literal["ENTIRE_PORTAL", "EXACT_FOLDER"]

@@ -443,7 +443,7 @@ async def actor_handler(request: web.Request) -> web.Response:
     actor = describe_actor(request.app[STATE], request.match_info["actor_id"])
     if actor is None:
         raise not_found(f"Actor {request.match_info['actor_id']} not found")
-    return json_response(actor)
+    return json_response(present(actor))
 
 
 @expects(ActorsBatchRead)
@@ -451,7 +451,7 @@ async def actors_batch_handler(request: web.Request) -> web.Response:
     require(request, "conversations.read")
     state = request.app[STATE]
     body = await read_json(request)
-    results = [a for a in (describe_actor(state, i) for i in body.get("inputs", [])) if a]
+    results = [present(a) for a in (describe_actor(state, i) for i in body["inputs"]) if a]
     return json_response(
         {"status": "COMPLETE", "results": results, "startedAt": iso(), "completedAt": iso(now_ms())}
     )

@@ -29,6 +29,7 @@ from hubspot_sdk.types.crm.objects import (
     ticket_search_params,
     ticket_update_params,
 )
+from hubspot_sdk.types.crm.property_create_params import PropertyCreateParams
 from hubspot_sdk.types.shared_params.association_spec import AssociationSpec
 
 from .contract import CONTRACTS, check, expects
@@ -797,6 +798,7 @@ async def property_get_handler(request: web.Request) -> web.Response:
     return json_response(prop)
 
 
+@expects(PropertyCreateParams)
 async def property_create_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     otype = crm_type(request.match_info["object_type"])

@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .errors import ApiError, bad_request, json_response, not_found
+from .contract import FileUploadOptions, check
+from .errors import ApiError, bad_request, json_response, not_found, present
 from .keys import STATE
 from .oauth import require
 from .state import SandboxState, iso
@@ -36,7 +37,8 @@ def _public_base(request: web.Request) -> str:
 
 
 def file_view(record: dict[str, Any], base: str) -> dict[str, Any]:
-    view = {k: v for k, v in record.items() if not k.startswith("_")}
+    """The file as HubSpot answers it (hubspot-sdk ``File``): unset fields left out."""
+    view: dict[str, Any] = present(record)
     view["url"] = f"{base}/_sandbox/files/{record['id']}/{record['name']}.{record['extension']}"
     return view
 
@@ -79,9 +81,13 @@ async def upload_handler(request: web.Request) -> web.Response:
             fields[part.name] = await part.text()
     if content is None:
         raise bad_request("a `file` part is required")
-    options = json.loads(fields.get("options") or "{}")
-    if not options.get("access"):
-        raise bad_request("options.access is required (e.g. PRIVATE or PUBLIC_NOT_INDEXABLE)")
+    try:
+        options = json.loads(fields.get("options") or "{}")
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"options is not JSON: {exc}") from exc
+    check(FileUploadOptions, options)
+    if ("folderId" in fields) == ("folderPath" in fields):
+        raise bad_request("Either folderId or folderPath must be provided (not both)")
     name = fields.get("fileName") or filename
     stem, _, ext = name.rpartition(".") if "." in name else (name, "", "")
     if not ext:
