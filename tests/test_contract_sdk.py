@@ -242,3 +242,51 @@ def test_every_json_write_route_has_a_contract(sandbox: SandboxHandle) -> None:
         if route.handler not in CONTRACTS and route.handler.__name__ not in no_json_body:
             missing.add(f"{route.method} {path} ({route.handler.__name__})")
     assert not missing
+
+
+def _nulls(value: Any, where: str = "") -> list[str]:
+    if value is None:
+        return [where]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _nulls(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [n for i, v in enumerate(value) for n in _nulls(v, f"{where}[{i}]")]
+    return []
+
+
+def test_inbox_responses_leave_out_fields_without_value(sandbox: SandboxHandle) -> None:
+    """The inbox calls the gateway makes (no SDK covers them): no ``null`` anywhere, on the
+    numbered and the dated (2026-09-beta) paths alike."""
+    ids = sandbox_fixtures.setup_channel(sandbox)
+    thread_id = sandbox_fixtures.publish(sandbox, ids, "Hi").json()["conversationsThreadId"]
+    inbox = "/conversations/conversations/2026-09-beta"
+    with sandbox.client() as api:
+        reply = api.post(
+            f"{inbox}/threads/{thread_id}/messages",
+            json={"type": "MESSAGE", "text": "Hello", "senderActorId": "A-301"},
+        )
+        comment = api.post(
+            f"/conversations/v3/conversations/threads/{thread_id}/messages",
+            json={"type": "COMMENT", "text": "note"},
+        )
+        answers = {
+            "reply": reply,
+            "comment": comment,
+            "thread": api.get(f"{inbox}/threads/{thread_id}", params={"association": "TICKET"}),
+            "messages": api.get(f"{inbox}/threads/{thread_id}/messages"),
+            "original": api.get(
+                f"{inbox}/threads/{thread_id}/messages/{reply.json()['id']}/original-content"
+            ),
+            "actor": api.get(f"{inbox}/actors/A-301"),
+            "closed": api.patch(f"{inbox}/threads/{thread_id}", json={"status": "CLOSED"}),
+        }
+    assert {k: r.status_code for k, r in answers.items()} == {
+        "reply": 201,
+        "comment": 201,
+        "thread": 200,
+        "messages": 200,
+        "original": 200,
+        "actor": 200,
+        "closed": 200,
+    }
+    assert {k: _nulls(r.json()) for k, r in answers.items()} == {k: [] for k in answers}
