@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,11 +52,11 @@ async def check_store(run: DoctorRun) -> Check:
     if not path.exists():
         return Check("store", FAIL, f"{path} does not exist", fix)
 
-    from gateway.store.db import pending_migrations
+    from gateway.store.db import SQLiteError, pending_migrations
 
     try:
         pending = await asyncio.to_thread(pending_migrations, path)
-    except (sqlite3.Error, OSError) as exc:
+    except (SQLiteError, OSError) as exc:
         return Check("store", FAIL, f"{path}: {exc}", fix)
     if pending:
         return Check(
@@ -215,7 +214,7 @@ async def check_knowledge(run: DoctorRun) -> Check:
         if a.backend == "openai":
             return Check("knowledge", OK, "openai backend without knowledge articles")
         return Check("knowledge", FAIL, "no knowledge_dir", "set assistant.knowledge_dir")
-    from gateway.pipeline.assistant.knowledge import load_articles
+    from gateway.jobs.knowledge import load_articles
 
     try:
         sections = await asyncio.to_thread(load_articles, kdir)

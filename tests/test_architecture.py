@@ -16,10 +16,12 @@ PACKAGE = ROOT / "gateway"
 EXEMPT = ("gateway/store/", "gateway/sandbox/")
 
 _SQL = re.compile(
-    r"\bSELECT\b[\s\S]+?\bFROM\b|\bINSERT\s+(?:OR\s+\w+\s+)?INTO\b|\bUPDATE\s+\w+\s+SET\b"
-    r"|\bDELETE\s+FROM\b|\bCREATE\s+(?:TABLE|INDEX)\b|\bPRAGMA\b",
-)
+    r"\bSELECT\b[\s\S]+?\bFROM\b|\b(?:INSERT|REPLACE)\s+(?:OR\s+\w+\s+)?INTO\b"
+    r"|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b|\bCREATE\s+(?:TABLE|INDEX)\b|\bPRAGMA\b",
+)  # upper case only: our SQL is written that way, and prose ("select a folder") is not SQL
 _SQL_CALLS = {"execute", "executemany", "executescript", "query"}
+# sqlite-utils' table API: db["t"].insert(...), db.table("t").rows_where(...)
+_TABLE_CALLS = {"table", "rows_where", "insert_all", "upsert", "upsert_all", "lookup"}
 
 
 def _is_text(node: ast.expr) -> bool:
@@ -40,6 +42,14 @@ def sql_sites(path: Path) -> list[int]:
             # db.execute("...") with any text; proto.execute(cmd) of IMAP is not SQL
             if node.func.attr in _SQL_CALLS and node.args and _is_text(node.args[0]):
                 lines.append(node.lineno)
+            if node.func.attr in _TABLE_CALLS:
+                lines.append(node.lineno)
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("db", "database", "conn")
+        ):
+            lines.append(node.lineno)  # db["table"]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if _SQL.search(node.value):
                 lines.append(node.lineno)
@@ -66,5 +76,9 @@ def test_the_scanner_sees_sql(tmp_path: Path):
         'u = f"UPDATE jobs SET state = {x!r}"\n'
         'text = "Select a plan from the list"\n'
         "proto.execute(cmd)\n"
+        'db["jobs"].insert({"kind": "x"})\n'
+        'db.table("jobs").rows_where("id = ?", [1])\n'
+        'r = "REPLACE INTO kv VALUES (1)"\n'
     )
-    assert sql_sites(sample) == [1, 2, 4]  # not the prose on line 5, not IMAP on line 6
+    # not the prose on line 5, not IMAP on line 6
+    assert sql_sites(sample) == [1, 2, 4, 7, 8, 9]

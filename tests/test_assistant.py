@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.config import AssistantSettings, load_settings
 from gateway.errors import ConfigError
+from gateway.jobs.knowledge import knowledge_base
 from gateway.models import AUTO_REPLY, OUT_OF_OFFICE
 from gateway.openai_client import OpenAIChatClient
 from gateway.pipeline.assistant import (
@@ -75,7 +76,7 @@ def conversation(*texts: str, subject: str = "Question", status: str = "open", *
 
 @pytest.fixture(scope="module")
 def kb() -> KnowledgeBase:
-    return KnowledgeBase.from_folder(KNOWLEDGE)
+    return knowledge_base(KNOWLEDGE)
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ import click
 from gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
-
     from gateway.config import Settings
+    from gateway.store.db import Database
 
 
 class Context:

@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlite_utils import Database
-
 from gateway.config import AssistantSettings
 from gateway.mail.addresses import address_key
 from gateway.models import NO_AUTOMATION, Job, JobKind
@@ -44,7 +42,7 @@ from gateway.pipeline.assistant.signals import Signals, analyse
 from gateway.pipeline.assistant.summary import extractive_summary
 from gateway.store import assistant as st
 from gateway.store import jobs as jobq
-from gateway.store.db import Store
+from gateway.store.db import Database, Store
 from gateway.store.mail import Recorded
 
 log = logging.getLogger(__name__)
@@ -54,12 +52,13 @@ ASSISTANT_AUTHOR = "Assistant"
 
 def build_assistant(settings: AssistantSettings) -> Assistant:
     """The assistant with the configured backend (the composition of its parts)."""
+    from gateway.jobs.knowledge import knowledge_base
     from gateway.pipeline.assistant.knowledge import KnowledgeBackend, KnowledgeBase
 
     kb = None
     backend: Backend
     if settings.knowledge_dir is not None and settings.knowledge_dir.is_dir():
-        kb = KnowledgeBase.from_folder(settings.knowledge_dir)
+        kb = knowledge_base(settings.knowledge_dir)
     if settings.backend == "knowledge":
         backend = KnowledgeBackend(kb or KnowledgeBase([]), settings.confidence)
     elif settings.backend == "openai":

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from sqlite_utils import Database
 
 from gateway.config import HubspotSettings
 from gateway.errors import Deferred, PermanentError, TransientError
@@ -46,7 +45,7 @@ from gateway.pipeline.handoff import (
 )
 from gateway.store import hubspot as hs_store
 from gateway.store import jobs as jobq
-from gateway.store.db import Store
+from gateway.store.db import Database, Store
 from gateway.store.intake import raw_bytes
 from gateway.store.queries import kv_get, kv_set
 

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     import asyncio  # imported where used: the CLI opens the store without an event loop
 
 log = logging.getLogger(__name__)
+
+# What the rest of the gateway may name from SQLite: the connection type of the store verbs and
+# the error SQLite raises. Only store/ imports sqlite3 and sqlite_utils (an import-linter
+# contract), so these are the names to use elsewhere.
+__all__ = ["Database", "SQLiteError", "Store", "connect", "write_transaction"]
+SQLiteError = sqlite3.Error
 T = TypeVar("T")
 
 MAX_BATCH = 512  # writes per transaction; bounds the latency one commit adds to the first

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 
 from gateway.pipeline.assistant.decision import ConversationView, Decision
 
@@ -115,18 +115,8 @@ def parse_article(text: str, path: str = "") -> list[Section]:
         lines.append(line)
     flush()
     if not title:
-        title = Path(path).stem.replace("-", " ").replace("_", " ").capitalize()
+        title = PurePath(path).stem.replace("-", " ").replace("_", " ").capitalize()
     return [Section(title, s.heading, s.body, s.path, s.url) for s in sections]
-
-
-def load_articles(folder: Path) -> list[Section]:
-    sections: list[Section] = []
-    for path in sorted(Path(folder).glob("**/*.md")):
-        try:
-            sections.extend(parse_article(path.read_text(encoding="utf-8"), str(path)))
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("knowledge article %s skipped: %s", path, exc)
-    return sections
 
 
 class KnowledgeBase:
@@ -149,10 +139,6 @@ class KnowledgeBase:
         if n:
             self._bm25 = bm25s.BM25()
             self._bm25.index(self._docs, show_progress=False)
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> KnowledgeBase:
-        return cls(load_articles(folder))
 
     def confidence(self, query: list[str], section_index: int) -> float:
         terms = set(query)
