@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.addresses import address_key, checked_email
 from gateway.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/mail-gateway/config.toml"
@@ -677,10 +678,10 @@ def _check_addresses(v: Any, **_: Any) -> list[str]:
         raise ValueError("expected a list of strings")
     out = []
     for a in v:
-        local, at, domain = a.strip().rpartition("@")
-        if not at or not local or not domain or any(c in a for c in " \r\n<>"):
+        checked = checked_email(a)
+        if checked is None:
             raise _BadItem(a, "is not an email address")
-        out.append(a.strip().lower())
+        out.append(address_key(checked))  # support addresses are matched, never sent as typed
     return out
 
 

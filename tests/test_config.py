@@ -76,6 +76,11 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path):
             '"not-an-address", ',
             'smtp.addresses: "not-an-address" is not an email address',
         ),
+        (
+            '"support@example.com", ',
+            '"sup..port@example.com", ',
+            'smtp.addresses: "sup..port@example.com" is not an email address',
+        ),
         ("[worker]", "[workers]", "[workers]: unknown section"),
     ],
 )

@@ -1,4 +1,4 @@
-"""One address validation (mail/addresses.py) and one comparison key.
+"""One address validation (addresses.py) and one comparison key.
 
 The local part keeps its case (RFC 5321 §2.4), the domain is lower-cased; everything that
 compares addresses goes through address_key, and rows written when addresses were stored
@@ -13,10 +13,10 @@ import time
 
 import pytest
 
+from gateway.addresses import address_key, checked_email, validate_address
 from gateway.config import AssistantSettings, SignatureSettings
 from gateway.errors import ComposeError
 from gateway.jobs.assist import load_state
-from gateway.mail.addresses import address_key, checked_email, validate_address
 from gateway.mail.compose import checked_address
 from gateway.mail.ids import mailbox_and_token
 from gateway.mail.parse import parse_mail

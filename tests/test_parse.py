@@ -9,7 +9,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from gateway.mail.addresses import address_key
+from gateway.addresses import address_key
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import intake_key, message_id_of, normalise
 from gateway.mail.parse import parse_mail

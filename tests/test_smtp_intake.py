@@ -110,6 +110,19 @@ async def test_plus_token_and_domain_recipients_accepted(gateway: Gateway):
     assert boxes == ["anyone@help.example.org", "support@example.com"]
 
 
+async def test_malformed_recipient_in_our_domain_is_refused(gateway: Gateway):
+    """The one address rule (gateway/addresses.py) decides, not a looser check of our own."""
+
+    def attempt():
+        with smtplib.SMTP("127.0.0.1", gateway.smtp_port, timeout=10) as s:
+            s.ehlo()
+            s.mail("alice@customer.test")
+            bad = ("a..b@help.example.org", ".a@help.example.org", "a.@help.example.org")
+            return [s.rcpt(r)[0] for r in bad] + [s.rcpt("a.b@help.example.org")[0]]
+
+    assert await asyncio.to_thread(attempt) == [550, 550, 550, 250]
+
+
 async def test_oversize_mail_gets_552(gateway: Gateway):
     big = make_mail(body="x" * 80 + ("\r\n" + "y" * 998) * 1200)  # ~1.2 MB > 1 MiB limit
 

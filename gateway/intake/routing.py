@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.addresses import checked_email
 from gateway.mail.ids import mailbox_and_token
 
 
@@ -17,7 +18,7 @@ class Routes:
 
     def mailbox_for(self, address: str) -> str | None:
         """The support mailbox an envelope recipient stands for, or None if it is not ours."""
-        if not address or any(c in address for c in "\r\n\0 "):
+        if checked_email(address) is None:  # the one address rule (gateway/addresses.py)
             return None
         mailbox, _token = mailbox_and_token(address)
         if mailbox in self.addresses:

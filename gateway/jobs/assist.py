@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gateway.addresses import address_key
 from gateway.config import AssistantSettings
-from gateway.mail.addresses import address_key
 from gateway.models import NO_AUTOMATION, Job, JobKind
 from gateway.pipeline.assistant import (
     ESCALATE,

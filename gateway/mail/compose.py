@@ -23,9 +23,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
 
+from gateway.addresses import checked_email
 from gateway.config import SignatureSettings
 from gateway.errors import ComposeError
-from gateway.mail.addresses import checked_email
 from gateway.mail.ids import make_message_id, normalise_subject
 from gateway.mail.render import render_body
 from gateway.mail.signatures import choose_signature

@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 
-from gateway.mail.addresses import address_key
+from gateway.addresses import address_key
 
 TOKEN_RE = re.compile(r"^[a-z0-9]{10}$")
 SUBJECT_TOKEN_RE = re.compile(r"\[#([a-z0-9]{10})\]", re.IGNORECASE)

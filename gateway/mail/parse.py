@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from gateway.mail.addresses import address_key, validate_address
+from gateway.addresses import address_key, validate_address
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import header_message_id, message_id_of, normalise
 from gateway.models import Address, Attachment, ParsedMail

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from gateway.addresses import address_key
 from gateway.config import SignatureSettings
-from gateway.mail.addresses import address_key
 from gateway.mail.htmltext import html_to_text, text_to_html
 from gateway.mail.render import sanitise_html
 

@@ -94,7 +94,7 @@ def decisions(db: Database, conversation_id: int) -> list[tuple[int, str, str]]:
 
 def decisions_since(db: Database, sender: str, action: str, since: float) -> int:
     """How many decisions of this action went to this sender since `since` (Unix seconds):
-    the count the reply rate limit compares. `sender` is an address_key (mail/addresses.py),
+    the count the reply rate limit compares. `sender` is an address_key (addresses.py),
     the form record_decision() keeps."""
     return db.execute(
         "SELECT COUNT(*) FROM assistant_decisions WHERE sender = ? AND action = ? "

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from sqlite_utils import Database
 
-from gateway.mail.addresses import address_key
+from gateway.addresses import address_key
 from gateway.mail.ids import new_token, normalise_subject
 from gateway.models import Lookup, ParsedMail
 from gateway.store.db import inserted_id, now_iso

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
-
 from gateway.models import Address
 
 __all__ = ["MAX_ADDRESS_CHARS", "address_key", "checked_email", "validate_address"]
@@ -36,6 +34,10 @@ def checked_email(address: str, *, ascii_only: bool = False) -> str | None:
     address = (address or "").strip()
     if not address or len(address) > MAX_ADDRESS_CHARS or _LINE_BREAK.search(address):
         return None
+    # imported here: email-validator pulls in dnspython, which `mail-gateway --help` and the
+    # config loader of every CLI command should not pay for
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         info = validate_email(
             address,
