@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,6 @@ from gateway.config import Listen, Settings, load_settings
 from gateway.service import Gateway
 from gateway.store.db import Store
 
-from helpers.mailsystem import server_port
 from helpers.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +70,16 @@ def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
 def dead_port() -> int:
-    """A port nothing listens on (free now, handed to no server): connecting there is refused."""
-    return server_port()
+    """A port that refuses connections for the rest of the run: bound by this process, so no
+    other server can take it meanwhile, and never listening, so a connect gets RST (refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)  # closed when the test process exits
+    return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import aiohttp
 from gateway.service import Gateway
 from gateway.store.hubspot import get_handoff, request_handoff
 
-from conftest import wait_for, wait_processed
+from conftest import wait_for, wait_processed, write_config
 
 
 async def api(gw: Gateway, method: str, path: str, **kw: Any) -> Any:
@@ -85,3 +85,26 @@ async def all_objects(gw: Gateway, kind: str) -> list[dict]:
 async def thread_messages(gw: Gateway, thread_id: str) -> list[dict]:
     path = f"/conversations/v3/conversations/threads/{thread_id}/messages"
     return await all_pages(gw, path, {"sort": "createdAt"})
+
+
+DOCTOR_EXTRA = """
+[relay]
+{relay}
+
+[signatures]
+default = "The support team"
+"""
+
+
+def doctor_config(tmp_path, hub, relay: str = 'mode = "capture"'):
+    """A config file describing the `hub` fixture's running gateway (same state_dir)."""
+    s = hub.settings
+    return write_config(
+        tmp_path,
+        DOCTOR_EXTRA.format(relay=relay),
+        **{
+            '"127.0.0.1:2525"': f'"127.0.0.1:{hub.smtp_port}"',
+            '"127.0.0.1:8025"': f'"127.0.0.1:{hub.http_port}"\npublic_url = "{s.http.public_url}"',
+            'mode = "live"': f'mode = "sandbox"\nsandbox_listen = "127.0.0.1:{hub.sandbox.port}"',
+        },
+    )

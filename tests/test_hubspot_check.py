@@ -8,13 +8,14 @@ import asyncio
 import json
 
 from click.testing import CliRunner
-from test_ops_doctor import doctor_config
 
 from gateway.cli import cli
 from gateway.doctor import HUBSPOT_CHECKS
 from gateway.hubspot.setup import SETUP_KEY, HubSpotIds
 from gateway.sandbox.state import DEMO
 from gateway.store.queries import kv_get
+
+from hubspot_helpers import doctor_config
 
 
 async def run_check(path, *args: str) -> tuple[int, str]:

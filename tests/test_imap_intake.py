@@ -48,13 +48,13 @@ async def test_appended_mails_become_conversations_and_idle_is_fast(dovecot, tmp
         await wait_for(lambda: all("\\Seen" in f for f in dovecot.flags(user).values()))
 
         await wait_count(gw, "SELECT COUNT(*) FROM imap_state WHERE state = 'idle'", 1)
-        await asyncio.sleep(0.3)  # the state is stored just before IDLE is sent: let it land
+        # IDLE, not a poll, must bring the new mail: the account never polls and renews IDLE
+        # only every idle_renew = 20 s (above the 10 s bound below). A mail appended just
+        # before the IDLE command is reported in IDLE's first response (RFC 2177).
         started = time.monotonic()
         await asyncio.to_thread(dovecot.append, user, make_mail(message_id="new@customer.test"))
         await wait_count(gw, RAW, 4, within=10)
-        latency = time.monotonic() - started
-        print(f"\nIDLE latency: {latency:.2f}s")
-        assert latency < 5
+        print(f"\nIDLE latency: {time.monotonic() - started:.2f}s")  # reported, not asserted
         await wait_processed(gw, 4)
         assert len(dovecot.flags(user)) == 4  # after = seen: the mails stay, flagged
     finally:
@@ -281,7 +281,16 @@ async def test_idle_renewal_and_plain_polling_keep_reading(dovecot, tmp_path):
     gw = await running(settings)
     try:
         await wait_count(gw, "SELECT COUNT(*) FROM imap_state WHERE first_sync_done = 1", 2)
-        await asyncio.sleep(2.5)  # a few renewals and polls with nothing to read
+        # a few renewals and polls with nothing to read: each IDLE renewal and each poll
+        # stores its state again, so count the distinct updated_at of each account
+        seen: dict[str, set[str]] = {}
+
+        async def cycled() -> bool:
+            for acct, updated in await rows(gw, "SELECT account, updated_at FROM imap_state"):
+                seen.setdefault(acct, set()).add(updated)
+            return len(seen) == 2 and all(len(v) >= 3 for v in seen.values())
+
+        await wait_for(cycled, 15, "two IDLE renewals and two polls")
         states = dict(await rows(gw, "SELECT account, state FROM imap_state"))
         assert sorted(states.values()) == ["idle", "polling"], states
         for user in ("renew", "poll"):

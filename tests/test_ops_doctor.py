@@ -14,28 +14,7 @@ from gateway.sandbox.state import DEMO
 from gateway.store.queries import kv_get
 
 from conftest import dead_port, write_config
-
-EXTRA = """
-[relay]
-{relay}
-
-[signatures]
-default = "The support team"
-"""
-
-
-def doctor_config(tmp_path, hub, relay: str = 'mode = "capture"'):
-    """A config file describing the `hub` fixture's running gateway (same state_dir)."""
-    s = hub.settings
-    return write_config(
-        tmp_path,
-        EXTRA.format(relay=relay),
-        **{
-            '"127.0.0.1:2525"': f'"127.0.0.1:{hub.smtp_port}"',
-            '"127.0.0.1:8025"': f'"127.0.0.1:{hub.http_port}"\npublic_url = "{s.http.public_url}"',
-            'mode = "live"': f'mode = "sandbox"\nsandbox_listen = "127.0.0.1:{hub.sandbox.port}"',
-        },
-    )
+from hubspot_helpers import doctor_config
 
 
 async def run_doctor(path) -> tuple[int, dict[str, dict]]:
