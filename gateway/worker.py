@@ -2,7 +2,7 @@
 
 Modelled on arq: a timeout around every job, bounded tries, a graceful drain on stop (stop
 claiming, let running jobs finish within a deadline), and a burst mode that drains whatever
-is due and returns, which is what tests and `mail-gateway process --burst` use. Timeout, tries
+is due and returns, which is what tests use (`Worker.run(burst=True)`). Timeout, tries
 and a concurrency cap are per kind, from the registry (jobs/registry.py); a kind at its cap is
 not claimed, so other kinds run in the free slots.
 """

@@ -1,4 +1,4 @@
-"""Rules of the layout that import-linter cannot see (STYLE.md, "A layout that shows the pipeline").
+"""Rules of the layout that import-linter cannot see (docs/ARCHITECTURE.md).
 
 Only store/ speaks SQL: every other module calls a named verb there, so the schema can change
 in one room and every statement is found (and indexed) in one place. The sandbox keeps its

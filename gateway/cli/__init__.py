@@ -2,12 +2,12 @@
 
 - app.py       the root group, `--config`, and the one loop that registers every family
 - common.py    the context (settings and store opened once) and the error-to-exit-code mapping
-- output.py    the one `--json` option and the functions that print (nothing else prints)
+- output.py    the one `--json` option and the table/JSON printers
 - ops.py       serve, status, config check|show, doctor
 - sessions.py  sessions list|show, handoff
 - recovery.py  retry (dead letters), quarantine list|retry
 - delivery.py  signatures which, outbox list|show
-- hubspot.py   hubspot setup|connect
+- hubspot.py   hubspot setup|connect|check
 - imap.py      imap status
 - sandbox.py   sandbox (the HubSpot stand-in, alone)
 

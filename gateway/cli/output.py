@@ -1,7 +1,7 @@
 """How every CLI command prints: the one `--json` option and the `emit_*` functions.
 
 Listing commands take --json; everything else is a table or key/value lines for humans.
-Nothing else in the CLI prints.
+Commands print one-line confirmations with click.echo; the CLI is the only room that prints.
 """
 
 from __future__ import annotations

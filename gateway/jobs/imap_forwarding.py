@@ -3,8 +3,8 @@
 Why: before Gmail, Microsoft 365 and others forward a support mailbox to the gateway, they send
 a confirmation mail to it. The classifier marks it (never answered, never handed off); the admin
 still has to click the link or type the code, so `mail-gateway status` shows them. This hook
-runs after the process job recorded the mail (MailProcessor.after_record), for any intake.
-It lives next to IMAP intake because IMAP set-ups are where the forwarding set-up is mixed in.
+runs after the process job recorded the mail (MailProcessor.after_record), for any intake: it
+is a follow-up of the process_mail job, not a job kind of its own.
 """
 
 from __future__ import annotations

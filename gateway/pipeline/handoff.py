@@ -1,7 +1,7 @@
 """What the handoff sends to HubSpot, as pure functions over the stored conversation.
 
 Kept free of I/O so the shapes (contact, channel message, ticket, note, comment) are tested
-without a network, and so the handoff job (hubspot/handoff.py) is only sequencing and records.
+without a network, and so the handoff job (jobs/handoff.py) is only sequencing and records.
 """
 
 from __future__ import annotations

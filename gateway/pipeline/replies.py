@@ -1,6 +1,6 @@
 """Which HubSpot messages reach the customer: public replies by people, nothing else, once.
 
-Pure: the reply job (hubspot/replies.py) fetches and records; this decides.
+Pure: the reply job (jobs/rep_reply.py) fetches and records; this decides.
 """
 
 from __future__ import annotations
