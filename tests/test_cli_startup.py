@@ -35,6 +35,7 @@ HEAVY = (
     "markdown",
     "nh3",
     "dns",
+    "numpy",  # sqlite-utils would import it; gateway/cli/common.py imports sqlite-utils without
 )
 # email_validator (~45 ms, no dnspython at import) is allowed: loading the config checks the
 # support addresses with the gateway's one address rule (gateway/addresses.py).

@@ -24,9 +24,9 @@ def imap_command() -> None:
 @friendly_errors
 def imap_status(ctx: Context, as_json: bool) -> None:
     """Each folder's state and progress; forwarding confirmations with code and full link."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import imap_state
 
-    db = ctx.db()
     folders = imap_state.imap_status(db)
     confirmations = imap_state.forwarding_confirmations(db)
     if as_json:

@@ -31,9 +31,10 @@ def serve(ctx: Context) -> None:
 @friendly_errors
 def status(ctx: Context, as_json: bool) -> None:
     """Mails accepted today, conversations, queue depth, quarantine, last mail."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
 
-    data = queries.status(ctx.db())
+    data = queries.status(db)
     if as_json:
         emit_json(data)
     else:

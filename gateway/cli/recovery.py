@@ -15,11 +15,11 @@ from gateway.cli.output import emit_json, emit_table, output_options
 @friendly_errors
 def retry(ctx: Context, job_ids: tuple[int, ...], as_json: bool) -> None:
     """Run dead letters again: all of them, or the given job ids."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import jobs as jobq
     from gateway.store import queries
     from gateway.store.db import write_transaction
 
-    db = ctx.db()
     dead = queries.dead_letters(db)
     if as_json and not job_ids:
         emit_json(dead)
@@ -41,9 +41,10 @@ def quarantine() -> None:
 @friendly_errors
 def quarantine_list(ctx: Context, include_retried: bool, as_json: bool) -> None:
     """Quarantined mails with their error."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
 
-    rows = queries.list_quarantine(ctx.db(), include_retried=include_retried)
+    rows = queries.list_quarantine(db, include_retried=include_retried)
     if as_json:
         emit_json(rows)
         return
@@ -58,10 +59,10 @@ def quarantine_list(ctx: Context, include_retried: bool, as_json: bool) -> None:
 @friendly_errors
 def quarantine_retry(ctx: Context, quarantine_id: int) -> None:
     """Process a quarantined mail again (the running daemon picks it up)."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
     from gateway.store.db import write_transaction
 
-    db = ctx.db()
     with write_transaction(db):
         job_id = queries.retry_quarantined(db, quarantine_id)
     click.echo(f"quarantine {quarantine_id}: queued again as job {job_id}")

@@ -23,9 +23,10 @@ def sessions() -> None:
 @friendly_errors
 def sessions_list(ctx: Context, limit: int, status_: str | None, as_json: bool) -> None:
     """List conversations, most recent activity first."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
 
-    rows = queries.list_sessions(ctx.db(), limit=limit, status=status_)
+    rows = queries.list_sessions(db, limit=limit, status=status_)
     if as_json:
         emit_json(rows)
         return
@@ -43,9 +44,10 @@ def sessions_list(ctx: Context, limit: int, status_: str | None, as_json: bool) 
 @friendly_errors
 def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
     """The transcript: time, direction, sender, subject, new text, annotations."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
 
-    data = queries.show_session(ctx.db(), session_id)
+    data = queries.show_session(db, session_id)
     if as_json:
         emit_json(data)
         return
@@ -77,10 +79,10 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
 @friendly_errors
 def handoff(ctx: Context, session_id: int, reason: str) -> None:
     """Hand a conversation to HubSpot now (the running daemon does the work)."""
+    db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store.db import write_transaction
     from gateway.store.hubspot import request_handoff
 
-    db = ctx.db()
     with write_transaction(db):
         new = request_handoff(db, session_id, reason=reason, trigger="person")
     if new:
