@@ -5,13 +5,12 @@ non-zero exit code (2 for configuration problems, 1 otherwise), never a tracebac
 
 The store and the settings loader are imported when a command first asks for them, not when
 the CLI starts: `--help` needs neither. Commands open the store (`ctx.db()`) before they import
-the store's verbs, so that sqlite-utils is imported the CLI's way (see `_import_sqlite_utils`).
+the store's verbs, so that sqlite-utils is imported the CLI's way (gateway/store/lean.py).
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,29 +38,12 @@ class Context:
 
     def db(self) -> Database:
         """A connection to the store (migrated), for commands that read or queue work."""
-        _import_sqlite_utils()
+        from gateway.store.lean import import_sqlite_utils_without_numpy
+
+        import_sqlite_utils_without_numpy()
         from gateway.store.db import connect
 
         return connect(self.settings.db_path)
-
-
-def _import_sqlite_utils() -> None:
-    """Import sqlite-utils without numpy, unless this process already has either.
-
-    sqlite-utils imports numpy when it is installed (bm25s brings it) for one purpose: mapping
-    numpy scalar types to column types when it creates a table from Python values. The CLI's
-    commands never do that (the schema's migrations name their types), and numpy is a 100 ms
-    import here, a third of `mail-gateway status`. Hidden, `import numpy` raises the
-    ImportError sqlite-utils expects when numpy is absent; it is visible again right after.
-    The daemon (`serve`) and the tests import sqlite-utils the ordinary way first.
-    """
-    if "sqlite_utils" in sys.modules or "numpy" in sys.modules:
-        return
-    sys.modules["numpy"] = None  # type: ignore[assignment]
-    try:
-        import sqlite_utils  # noqa: F401
-    finally:
-        del sys.modules["numpy"]
 
 
 pass_ctx = click.make_pass_decorator(Context)
