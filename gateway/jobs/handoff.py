@@ -3,9 +3,15 @@
 Each step is recorded in the store as soon as HubSpot confirms it, so a crash resumes at the
 next step. Steps whose HubSpot call is not idempotent by itself are made so here:
 - contact: read by email first; a 409 on create means it exists, read it again;
-- messages: the Message-ID is the channel's integrationIdempotencyId;
+- messages: the channel's integrationIdempotencyId is unique per stored mail (publish_key),
+  never the Message-ID, and the thread's contact is the ticket's (associateWithContactId);
 - ticket: a unique ticket property holds the conversation token; we look it up before
-  creating, and a create that meets the unique value falls back to the lookup;
+  creating, and a create that meets the unique value (HubSpot's error category says so, not
+  its status) falls back to the lookup;
+- ticket <-> thread: the explicit association call only (PUT, idempotent), then verified
+  with GET thread?association=TICKET;
+- attachments never block: a file over HubSpot's limit or refused for good is left out, and
+  the published text and the ticket's note name it (name, size, why);
 - note and comment: marked "attempted" before the create, and carry a marker; a retry after
   an attempt looks for the marker before creating again.
 """
@@ -27,16 +33,23 @@ from gateway.config import HubspotSettings
 from gateway.errors import Deferred, PermanentError, TransientError
 from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
-from gateway.hubspot.errors import HubSpotConflict, HubSpotNotFound, HubSpotPermanentError
+from gateway.hubspot.errors import (
+    HubSpotAuthError,
+    HubSpotConflict,
+    HubSpotNotFound,
+    HubSpotPermanentError,
+)
 from gateway.hubspot.setup import SETUP_KEY, HubSpotIds, ensure_channel_account
 from gateway.jobs.process_mail import parse_off_loop
 from gateway.mail.parse import parse_mail
 from gateway.models import Job, JobKind
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (
+    already_exists,
     channel_message,
     comment_text,
     contact_properties,
+    existing_id,
     fallback_summary,
     files_to_upload,
     marker,
@@ -102,7 +115,7 @@ class HandoffRunner:
             )
         ids = await self.ids()
         conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
-        await self._publish_all(conv, ids, h["thread_id"])
+        await self._publish_all(conv, ids, h["thread_id"], h["contact_id"])
         await self._reopen_if_closed(conv, ids, h)
 
     # -- the handoff -------------------------------------------------------------------------
@@ -125,7 +138,7 @@ class HandoffRunner:
             h["contact_id"] = await self._contact(conv)
             await self._record(conv_id, contact_id=h["contact_id"])
 
-        thread_id = await self._publish_all(conv, ids, h["thread_id"])
+        thread_id = await self._publish_all(conv, ids, h["thread_id"], h["contact_id"])
         if not h["thread_id"]:
             h["thread_id"] = thread_id
             await self._record(conv_id, thread_id=thread_id)
@@ -141,7 +154,6 @@ class HandoffRunner:
                 h["contact_id"],
                 summary,
                 conv["token"],
-                thread_id=h["thread_id"],
                 look_first=not first_try,
             )
             await self._record(conv_id, ticket_id=h["ticket_id"])
@@ -161,7 +173,7 @@ class HandoffRunner:
 
         # a mail that arrived while we worked: publish it before declaring the handoff done
         latest = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
-        await self._publish_all(latest, ids, h["thread_id"])
+        await self._publish_all(latest, ids, h["thread_id"], h["contact_id"])
         await self.store.write(lambda db: hs_store.finish_handoff(db, conv_id))
         log.info(
             "conversation %s handed off: contact %s, ticket %s, thread %s",
@@ -185,26 +197,39 @@ class HandoffRunner:
         await self.store.write(lambda db: hs_store.record_step(db, conv_id, **values))
 
     async def _contact(self, conv: dict[str, Any]) -> str:
+        """The customer's contact id: created, or the existing one by email.
+
+        Create first (one call for a new customer); HubSpot's 409 CONFLICT names the existing
+        contact ("Contact already exists. Existing ID: 123"), read from the message, with a
+        lookup by email when the message does not say.
+        Source: https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/contacts/guide
+        """
         email = conv["customer_email"]
         if not email:
             raise PermanentError(f"conversation {conv['id']} has no customer address")
-        path = api.path("contact_get", contact_id=email)
-        try:
-            found = await self.client.get(path, params={"idProperty": "email"})
-            return str(found["id"])
-        except HubSpotNotFound:
-            pass
         try:
             created = await self.client.post(
                 api.path("contact_create"),
                 {"properties": contact_properties(email, conv.get("customer_name") or "")},
             )
             return str(created["id"])
-        except HubSpotConflict:
-            found = await self.client.get(path, params={"idProperty": "email"})
-            return str(found["id"])
+        except HubSpotConflict as exc:
+            existing = existing_id(exc.message)
+            if existing:
+                return existing
+        found = await self.client.get(
+            api.path("contact_get", contact_id=email), params={"idProperty": "email"}
+        )
+        return str(found["id"])
 
-    async def _publish_all(self, conv: dict[str, Any], ids: HubSpotIds, thread_id: str) -> str:
+    async def _publish_all(
+        self, conv: dict[str, Any], ids: HubSpotIds, thread_id: str, contact_id: str
+    ) -> str:
+        """Publish every message of `conv` not yet in HubSpot; returns the thread id.
+
+        Each publish carries ``attachments`` (required, ``[]`` when none),
+        ``associateWithContactId`` and an idempotency id per stored mail (publish_key).
+        """
         account = ids.channel_accounts.get(conv["mailbox"])
         if account is None:  # an address of a configured domain, met for the first time
             account, _created = await ensure_channel_account(self.client, ids, conv["mailbox"])
@@ -213,13 +238,15 @@ class HandoffRunner:
         for msg in conv["messages"]:
             if msg["hubspot_message_id"]:
                 continue
-            file_ids = await self._upload_files(msg)
+            file_ids, left_out = await self._upload_files(msg)
             body = channel_message(
                 conv,
                 msg,
                 channel_account_id=account,
                 support_name=self.support_name,
+                contact_id=contact_id,
                 file_ids=file_ids,
+                left_out=left_out,
             )
             resp = await self.client.post(
                 api.path("channel_message_publish", channel_id=ids.channel_id),
@@ -235,32 +262,44 @@ class HandoffRunner:
                     conversation_id=conv["id"],
                     hubspot_message_id=hub_id,
                     thread_id=thread_id,
+                    left_out=left_out,
                 )
             )
             msg["hubspot_message_id"] = hub_id
+            msg["left_out"] = left_out
         if not thread_id:
             raise TransientError("HubSpot returned no conversationsThreadId yet")
         return thread_id
 
-    async def _upload_files(self, msg: dict[str, Any]) -> list[str]:
+    async def _upload_files(self, msg: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         """The customer's attachments into HubSpot's Files API, for the published message.
 
+        Returns (file ids, left out): left out is [{name, size (bytes), why}] for each file
+        over the channel's maxFileAttachmentSizeBytes or refused by HubSpot for good (4xx but
+        auth and rate limits); transient errors and auth errors raise, so the job retries.
         The bytes come from the stored raw mail (the truth), re-parsed here. A crash between an
         upload and the publish leaves an unused file in HubSpot, never a second message.
+        Source: https://developers.hubspot.com/docs/api-reference/2026-03/files/guide
         """
         wanted = files_to_upload(msg)
         if not wanted or not msg.get("raw_id"):
-            return []
+            return [], []
         raw_id = msg["raw_id"]
         raw = await self.store.read(lambda db: raw_bytes(db, raw_id))
         if raw is None:
-            return []
+            return [], []
         parsed = await parse_off_loop(self.executor, parse_mail, raw)  # once per mail
         by_hash = {a.sha256: a for a in parsed.attachments if a.data}
         ids: list[str] = []
+        left_out: list[dict[str, Any]] = []
         for meta in wanted:
             att = by_hash.get(str(meta.get("sha256") or ""))
-            if att is None or att.size > MAX_UPLOAD:
+            if att is None:
+                continue
+            name = att.filename or "attachment"
+            if att.size > MAX_UPLOAD:
+                why = f"larger than HubSpot's limit of {MAX_UPLOAD} bytes"
+                left_out.append({"name": name, "size": att.size, "why": why})
                 continue
 
             def form(att=att) -> aiohttp.FormData:
@@ -275,9 +314,19 @@ class HandoffRunner:
                 f.add_field("folderPath", "/mail-gateway")
                 return f
 
-            uploaded = await self.client.request("POST", api.path("file_upload"), multipart=form)
+            try:
+                uploaded = await self.client.request(
+                    "POST", api.path("file_upload"), multipart=form
+                )
+            except HubSpotAuthError:
+                raise  # the token or its scopes: a person fixes it, then the job retries
+            except HubSpotPermanentError as exc:
+                why = f"refused by HubSpot: {exc.status} {exc.category} {exc.message}"
+                log.warning("attachment %r left out of the handoff: %s", name, why)
+                left_out.append({"name": name, "size": att.size, "why": why[:300]})
+                continue
             ids.append(str(uploaded["id"]))
-        return ids
+        return ids, left_out
 
     async def _ticket(
         self,
@@ -287,13 +336,15 @@ class HandoffRunner:
         summary: str,
         key: str,
         *,
-        thread_id: str = "",
         look_first: bool = True,
     ) -> str:
-        """Find the ticket by its unique key, or create it (with contact and thread linked).
+        """Find the ticket by its unique key, or create it (with its contact; the thread is
+        linked by the explicit association call, `_link_thread`).
 
         look_first=False on a first try saves a call: nothing can exist before our first
         create, and a create that meets the unique key falls back to the lookup anyway.
+        "Meets the unique key" is read from HubSpot's error body (already_exists), never from
+        the status: any other refusal is raised as it is.
         """
         prop = self.settings.conversation_property
         lookup = api.path("ticket_get", ticket_id=key)
@@ -317,34 +368,25 @@ class HandoffRunner:
         associations = [
             {"to": {"id": contact_id}, "types": [{**ASSOC, "associationTypeId": TICKET_TO_CONTACT}]}
         ]
-        if thread_id:  # checked afterwards through ?association=TICKET, added with v4 if missing
-            associations.append(
-                {
-                    "to": {"id": thread_id},
-                    "types": [{**ASSOC, "associationTypeId": TICKET_TO_THREAD}],
-                }
-            )
         body = {"properties": props, "associations": associations}
         try:
             created = await self.client.post(api.path("ticket_create"), body)
             return str(created["id"])
         except HubSpotPermanentError as exc:
+            if not already_exists(exc.category, exc.body, prop):
+                raise
             # the unique property already holds this key: an earlier try created it
-            if exc.status in (400, 409):
-                try:
-                    found = await self.client.get(lookup, params={"idProperty": prop})
-                    return str(found["id"])
-                except HubSpotNotFound:
-                    pass
-            raise
+            found = await self.client.get(lookup, params={"idProperty": prop})
+            return str(found["id"])
 
-    async def _link_thread(self, ticket_id: str, thread_id: str) -> None:
-        thread = await self.client.get(
-            api.path("thread_get", thread_id=thread_id), params={"association": "TICKET"}
-        )
-        linked = str((thread.get("threadAssociations") or {}).get("associatedTicketId") or "")
-        if linked == ticket_id:
-            return
+    async def _link_thread(self, ticket_id: str, thread_id: str, *, verify: bool = True) -> None:
+        """Ticket <-> inbox thread by the explicit association call (object type
+        ``conversation``, HUBSPOT_DEFINED type 32; a PUT, idempotent), then verified with
+        GET thread?association=TICKET. A thread that still shows no ticket, or another one,
+        raises TransientError (retried; the PUT again is harmless). verify=False for a second
+        ticket on a thread (a closed one replaced): the thread shows only one of them.
+        Source: https://developers.hubspot.com/docs/api-reference/2026-03/crm/associations/guide
+        """
         await self.client.put(
             api.path(
                 "association_put",
@@ -355,6 +397,16 @@ class HandoffRunner:
             ),
             [{**ASSOC, "associationTypeId": TICKET_TO_THREAD}],
         )
+        if not verify:
+            return
+        thread = await self.client.get(
+            api.path("thread_get", thread_id=thread_id), params={"association": "TICKET"}
+        )
+        linked = str((thread.get("threadAssociations") or {}).get("associatedTicketId") or "")
+        if linked != ticket_id:
+            raise TransientError(
+                f"thread {thread_id} shows ticket {linked or 'none'} after linking {ticket_id}"
+            )
 
     async def _note(self, conv: dict[str, Any], h: dict[str, Any]) -> str:
         tag = marker(conv, "transcript")
@@ -438,7 +490,7 @@ class HandoffRunner:
         key = f"{conv['token']}-{n}"
         summary = fallback_summary(conv)
         ticket_id = await self._ticket(conv, ids, h["contact_id"], summary, key)
-        await self._link_thread(ticket_id, h["thread_id"])
+        await self._link_thread(ticket_id, h["thread_id"], verify=False)
         await self._record(conv["id"], ticket_id=ticket_id)
         log.info("conversation %s: closed ticket replaced by %s", conv["id"], ticket_id)
 

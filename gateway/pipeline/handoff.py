@@ -7,6 +7,7 @@ without a network, and so the handoff job (jobs/handoff.py) is only sequencing a
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from gateway.pipeline.assistant import EscalationFacts, handoff_comment
@@ -53,15 +54,38 @@ def _party(name: str, email: str) -> dict[str, Any]:
     }
 
 
+def publish_key(conv: dict[str, Any], msg: dict[str, Any]) -> str:
+    """The publish's ``integrationIdempotencyId``: unique per stored mail, stable across retries.
+
+    Never the Message-ID: two different mails may share one (mass senders do), and HubSpot
+    answers a repeated idempotency id with the first message, in the first thread. A customer
+    mail is keyed by its stored raw mail (the intake's row), one of ours by its message row;
+    the conversation token makes both unique across reinstalls of the gateway.
+    """
+    if msg.get("raw_id"):
+        return f"gw-{conv['token']}-raw{msg['raw_id']}"
+    return f"gw-{conv['token']}-msg{msg['id']}"
+
+
 def channel_message(
     conv: dict[str, Any],
     msg: dict[str, Any],
     *,
     channel_account_id: str,
     support_name: str,
+    contact_id: str = "",
     file_ids: list[str] | None = None,
+    left_out: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One mail of the conversation as a custom-channel message (customer mail INCOMING)."""
+    """One mail of the conversation as a custom-channel message (customer mail INCOMING).
+
+    Shape: HubSpot's publish request
+    (https://developers.hubspot.com/docs/api-reference/latest/conversations/custom-channels/channels/get-custom-channels;
+    hubspot-sdk ``types/conversations/custom_channels/message_create_params.py``):
+    ``attachments`` is required (``[]`` when none); ``associateWithContactId`` makes the
+    thread's contact the ticket's contact. `left_out` (files not uploaded, see
+    `left_out_line`) is named at the end of the text so the rep knows of them.
+    """
     customer = _party(conv.get("customer_name") or "", conv["customer_email"])
     support = _party(support_name, conv["mailbox"])
     incoming = msg["direction"] == "in"
@@ -70,12 +94,14 @@ def channel_message(
             msg.get("sender_name") or "", msg["sender_email"] or conv["customer_email"]
         )
     text = (msg.get("new_text") or msg.get("text") or "").strip() or "(no text)"
-    body = {
+    if left_out:
+        text = text[: TEXT_LIMIT - 2000] + "\n\n" + "\n".join(map(left_out_line, left_out))
+    body: dict[str, Any] = {
         "type": "MESSAGE",
         "messageDirection": "INCOMING" if incoming else "OUTGOING",
         "channelAccountId": channel_account_id,
         "integrationThreadId": integration_thread_id(conv),
-        "integrationIdempotencyId": msg["message_id"],
+        "integrationIdempotencyId": publish_key(conv, msg),
         "timestamp": msg["created_at"],
         "senders": [customer if incoming else support],
         "recipients": [support if incoming else customer],
@@ -83,7 +109,45 @@ def channel_message(
         # required by HubSpot's reference and hubspot-sdk's MessageCreateParams, even empty
         "attachments": [{"type": "FILE", "fileId": f} for f in file_ids or []],
     }
+    if contact_id.isdigit():  # typed int64 by HubSpot
+        body["associateWithContactId"] = int(contact_id)
     return body
+
+
+def left_out_line(item: dict[str, Any]) -> str:
+    """One file the handoff could not attach: "name (size bytes) left out: why"."""
+    return (
+        f"Attachment left out: {item.get('name') or 'attachment'} "
+        f"({int(item.get('size') or 0)} bytes): {item.get('why') or 'unknown'}"
+    )
+
+
+def existing_id(message: str) -> str:
+    """The id in HubSpot's 409 for a contact that exists ("... Existing ID: 123"), or ""."""
+    m = re.search(r"Existing ID:\s*(\d+)", message or "")
+    return m.group(1) if m else ""
+
+
+def already_exists(category: str, body: Any, unique_property: str) -> bool:
+    """Whether a refused create means "the object exists already", decided on HubSpot's
+    error body, never on the status alone (a 400 is just as often a bad request).
+
+    True for the categories ``CONFLICT`` and ``OBJECT_ALREADY_EXISTS``, and for a
+    ``VALIDATION_ERROR`` whose errors include ``INVALID_UNIQUE_VALUE`` on `unique_property`
+    (HubSpot's answer when a unique property already holds the value).
+    Source: https://developers.hubspot.com/docs/api/error-handling
+    """
+    if category in ("CONFLICT", "OBJECT_ALREADY_EXISTS"):
+        return True
+    if category != "VALIDATION_ERROR" or not isinstance(body, dict):
+        return False
+    for err in body.get("errors") or []:
+        if not isinstance(err, dict) or err.get("code") != "INVALID_UNIQUE_VALUE":
+            continue
+        names = (err.get("context") or {}).get("propertyName") or []
+        if not names or unique_property in names:
+            return True
+    return False
 
 
 def files_to_upload(msg: dict[str, Any], limit: int = 10) -> list[dict[str, Any]]:
@@ -145,6 +209,8 @@ def transcript_html(conv: dict[str, Any]) -> str:
             f"<hr><p><i>{html.escape(m['created_at'])} · {arrow} · {html.escape(who or '')}"
             f"</i><br><b>{html.escape(m.get('subject') or '')}</b></p><p>{text}</p>"
         )
+        for item in m.get("left_out") or []:
+            out.append(f"<p><i>{html.escape(left_out_line(item))}</i></p>")
     out.append(f"<p>{html.escape(marker(conv, 'transcript'))}</p>")
     body = "".join(out)
     return body if len(body) <= NOTE_LIMIT else body[: NOTE_LIMIT - 20] + "…</p>"

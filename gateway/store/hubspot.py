@@ -112,7 +112,7 @@ def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, An
         "SELECT m.id, m.direction, m.message_id, m.subject, m.sender_email, m.sender_name, "
         "m.recipients, m.created_at, m.text, m.new_text, m.annotations, m.author, "
         "m.attachments, m.raw_id, "
-        "h.hubspot_message_id FROM messages m LEFT JOIN hubspot_messages h "
+        "h.hubspot_message_id, h.left_out FROM messages m LEFT JOIN hubspot_messages h "
         "ON h.message_row_id = m.id WHERE m.conversation_id = ? ORDER BY m.id",
         [conversation_id],
     )
@@ -123,6 +123,7 @@ def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, An
         m["annotations"] = json.loads(m["annotations"] or "[]")
         m["recipients"] = json.loads(m["recipients"] or "{}")
         m["attachments"] = json.loads(m["attachments"] or "[]")
+        m["left_out"] = json.loads(m["left_out"] or "[]")
         msgs.append(m)
     conv["messages"] = msgs
     return conv
@@ -135,21 +136,52 @@ def record_published(
     conversation_id: int,
     hubspot_message_id: str,
     thread_id: str,
+    left_out: list[dict[str, Any]] | None = None,
 ) -> None:
+    """The message row is in HubSpot's thread as `hubspot_message_id`: never published again.
+
+    Also called for a rep's reply once it was mailed (its messages row is the mail we sent),
+    so a later handoff step never republishes it. `left_out`: files the publish went without.
+    """
     db.execute(
         "INSERT OR IGNORE INTO hubspot_messages (message_row_id, conversation_id, "
-        "hubspot_message_id, thread_id, published_at) VALUES (?, ?, ?, ?, ?)",
-        [message_row_id, conversation_id, hubspot_message_id, thread_id, now_iso()],
+        "hubspot_message_id, thread_id, published_at, left_out) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            message_row_id,
+            conversation_id,
+            hubspot_message_id,
+            thread_id,
+            now_iso(),
+            json.dumps(left_out) if left_out else None,
+        ],
     )
 
 
 def is_our_hubspot_message(db: Database, hubspot_message_id: str) -> bool:
-    """A message the gateway itself published: never delivered back to the customer."""
+    """A message the gateway itself published: never delivered back to the customer.
+
+    A rep's reply we mailed is recorded too (record_published) but is not "ours": its job
+    may still have to tell HubSpot SENT after a crash (its delivery is keyed hubspot:<id>).
+    """
     return bool(
         db.execute(
-            "SELECT 1 FROM hubspot_messages WHERE hubspot_message_id = ?", [hubspot_message_id]
+            "SELECT 1 FROM hubspot_messages WHERE hubspot_message_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries WHERE source_key = ?)",
+            [hubspot_message_id, f"hubspot:{hubspot_message_id}"],
         ).fetchone()
     )
+
+
+def handoff_state_of_thread(db: Database, thread_id: str) -> str | None:
+    """The state of the handoff that owns HubSpot thread `thread_id` (pending | done | dead),
+    None when no handoff knows the thread (yet)."""
+    row = db.execute(
+        "SELECT h.state FROM handoffs h WHERE h.thread_id = ? UNION ALL "
+        "SELECT h.state FROM hubspot_messages m JOIN handoffs h "
+        "ON h.conversation_id = m.conversation_id WHERE m.thread_id = ? LIMIT 1",
+        [thread_id, thread_id],
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def handoff_job_dead(db: Database, conversation_id: int) -> bool:

@@ -358,3 +358,10 @@ def m006_ticket_attempted(db: Database) -> None:
     # A first ticket create needs no lookup before it (saves one HubSpot call per handoff);
     # a retry after an attempt looks first.
     db.execute("ALTER TABLE handoffs ADD COLUMN ticket_attempted INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m007_publish_left_out(db: Database) -> None:
+    # The customer's files a publish went without (JSON list of {name, size, why}): the
+    # ticket's note names them, so a rep knows to ask for them.
+    db.execute("ALTER TABLE hubspot_messages ADD COLUMN left_out TEXT")
