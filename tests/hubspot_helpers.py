@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import smtplib
 from typing import Any
 
@@ -108,3 +110,14 @@ def doctor_config(tmp_path, hub, relay: str = 'mode = "capture"'):
             'mode = "live"': f'mode = "sandbox"\nsandbox_listen = "127.0.0.1:{hub.sandbox.port}"',
         },
     )
+
+
+def outbox(gw: Gateway) -> list[email.message.EmailMessage]:
+    """The mails the gateway sent through its capture relay, oldest first."""
+    folder = gw.settings.relay.capture_dir
+    if not folder.exists():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(folder.glob("*.eml"))
+    ]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -25,7 +23,7 @@ from gateway.store.intake import accept_raw
 
 from conftest import dead_port, make_mail, running, wait_for
 from helpers.waiting import wait_idle
-from hubspot_helpers import admin, api, conversation_of, hand_off, send
+from hubspot_helpers import admin, api, conversation_of, hand_off, outbox, send
 
 AGENT = "A-301"
 
@@ -46,16 +44,6 @@ def reply_settings(hub_settings: Settings, tmp_path: Path) -> Settings:
 async def rgw(reply_settings: Settings):
     async with running(reply_settings) as gw:
         yield gw
-
-
-def outbox(gw: Gateway) -> list[email.message.EmailMessage]:
-    folder = gw.settings.relay.capture_dir
-    if not folder.exists():
-        return []
-    return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted(folder.glob("*.eml"))
-    ]
 
 
 async def handed_off_conversation(gw: Gateway, mid: str = "q1@customer.test") -> dict:

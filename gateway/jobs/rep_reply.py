@@ -28,7 +28,7 @@ from gateway.models import Job
 from gateway.pipeline.replies import author_actor, author_name, is_truncated, why_not_deliver
 from gateway.store import replies as rs
 from gateway.store.db import Store
-from gateway.store.hubspot import is_our_hubspot_message
+from gateway.store.hubspot import handoff_state_of_thread, is_our_hubspot_message
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,22 @@ class ReplyRunner:
         ann = await self.store.read(lambda db: rs.get_announced(db, mid))
         if ann is None or ann["outcome"] not in ("pending", "delivering"):
             return
+        if await self.store.read(lambda db: is_our_hubspot_message(db, mid)):
+            # HubSpot's echo of a message we published: known without asking HubSpot
+            await self.store.write(lambda db: rs.set_outcome(db, mid, "skipped: ours"))
+            return
+        announced_thread = ann["thread_id"]
+        if (
+            ann["message"] is None
+            and await self.store.read(lambda db: handoff_state_of_thread(db, announced_thread))
+            == "pending"
+        ):
+            # an app event (no message in it) on a thread being handed off is most often the
+            # echo of our own publish, recorded as ours once the handoff has its answer: look
+            # again then, rather than fetch it now
+            raise Deferred(
+                f"thread {announced_thread}: its handoff is under way", until=time.time() + 2
+            )
         msg = ann["message"] or await self.client.get(
             api.path("thread_message_get", thread_id=ann["thread_id"], message_id=mid)
         )
@@ -89,7 +105,7 @@ class ReplyRunner:
             await self.store.write(lambda db: rs.set_outcome(db, mid, f"skipped: {reason}"))
             log.info("HubSpot message %s not delivered: %s", mid, reason)
             return
-        body, body_format = await self._body(msg, thread_id, mid)
+        body, body_format, text = await self._body(msg, thread_id, mid)
         attachments = await self._attachments(msg)
         actor = author_actor(msg)
         name = author_name(msg)
@@ -102,6 +118,7 @@ class ReplyRunner:
                     source_key=f"hubspot:{mid}",
                     body=body,
                     body_format=body_format,
+                    text=text,
                     author_name=f"{name} ({actor})" if actor else name,
                     author_email=email,
                     attachments=attachments,
@@ -124,15 +141,21 @@ class ReplyRunner:
             self.client, self.handoff, mid, thread_id, error, "could not deliver this reply"
         )
 
-    async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str]:
+    async def _body(self, msg: dict[str, Any], thread_id: str, mid: str) -> tuple[str, str, str]:
+        """(body, body format, text part): the HTML part from the rep's sanitised `richText`,
+        the text part from the rep's own `text` (its paragraphs and line breaks as typed);
+        text only when there is no `richText`. A truncated message is fetched whole first.
+        Source: https://developers.hubspot.com/docs/api-reference/2026-09-beta/conversations/conversations/threads/get-threads
+        """
         if is_truncated(msg):
             full = await self.client.get(
                 api.path("thread_message_original", thread_id=thread_id, message_id=mid)
             )
             msg = {**msg, **{k: v for k, v in (full or {}).items() if k in ("text", "richText")}}
+        text = str(msg.get("text") or "")
         if msg.get("richText"):
-            return str(msg["richText"]), "html"
-        return str(msg.get("text") or ""), "text"
+            return str(msg["richText"]), "html", text
+        return text, "text", ""
 
     async def _attachments(self, msg: dict[str, Any]) -> tuple[OutgoingAttachment, ...]:
         """The rep's files, fetched from HubSpot (signed URLs), within the mail size budget."""

@@ -47,6 +47,7 @@ class Reply:
     body_format: str  # markdown (the assistant) | html (HubSpot rich text) | text
     author_name: str  # recorded with the message; the From is the support mailbox
     author_email: str = ""  # chooses the signature; "" = the conversation's mailbox
+    text: str = ""  # html only: the text part as the author wrote it ("" = from the HTML)
     auto: bool = False  # the gateway's own mail: Auto-Submitted (RFC 3834)
     attachments: tuple[OutgoingAttachment, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)  # kept on the row, e.g. the HubSpot ids
@@ -140,6 +141,7 @@ class Outbound:
             conv,
             body=reply.body,
             body_format=reply.body_format,
+            text=reply.text,
             author_name=reply.author_name,
             author_email=reply.author_email or conv.mailbox,
             signatures=self.settings.signatures,

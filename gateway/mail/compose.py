@@ -167,6 +167,7 @@ def compose_reply(
     body_format: str,
     author_name: str,
     author_email: str,
+    text: str = "",
     signatures: SignatureSettings,
     secret: bytes,
     hostname: str,
@@ -178,6 +179,7 @@ def compose_reply(
     """Build the reply to the customer.
 
     body_format: "markdown" (the assistant), "html" (HubSpot rich text from a rep) or "text".
+    text: for "html", the text part as the author wrote it (a rep's `text`); "" derives it.
     author_email chooses the signature (exact domain > wildcard > default); author_name is
     only recorded by the caller, the From is the support mailbox with `from_name`.
     auto=True marks the gateway's automatic mail (Auto-Submitted, X-Auto-Response-Suppress).
@@ -192,9 +194,9 @@ def compose_reply(
     token = conv.token if re.fullmatch(r"[a-z0-9]{1,64}", conv.token or "") else ""
     mail_from = f"{local}+{token}@{domain}" if token else mailbox
 
-    text_body, html_body = render_body(body, body_format=body_format)
+    text_body, html_body = render_body(body, body_format=body_format, text=text)
     sig = choose_signature(author_email or "", signatures)
-    text = text_body + (f"\n\n{sig.text}" if sig.text else "") + "\n"
+    plain = text_body + (f"\n\n{sig.text}" if sig.text else "") + "\n"
     html = _html_document(html_body, sig.html)
     subject = reply_subject(conv.subject)
     message_id = make_message_id(secret, hostname, token or "noconversation")
@@ -220,7 +222,7 @@ def compose_reply(
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Loop"] = hostname
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.set_content(plain, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for att in attachments:
         ctype = (att.content_type or "").lower().split(";")[0].strip()
@@ -237,7 +239,7 @@ def compose_reply(
         mail_from=mail_from,
         rcpts=(customer,),
         subject=subject,
-        text=text,
+        text=plain,
         html=html,
         in_reply_to=(irt,) if irt else (),
         references=tuple(refs),

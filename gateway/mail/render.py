@@ -48,18 +48,28 @@ def markdown_to_html(text: str) -> str:
     return sanitise_html(rendered)
 
 
-def render_body(body: str, *, body_format: str) -> tuple[str, str]:
+def render_body(body: str, *, body_format: str, text: str = "") -> tuple[str, str]:
     """(text, html) of a reply body: body_format is "markdown" (the assistant), "html"
-    (HubSpot rich text, from a rep) or "text"."""
+    (HubSpot rich text, from a rep) or "text". For "html", `text` is the text part as the
+    author wrote it (HubSpot's message `text`: paragraphs and line breaks kept); "" derives
+    the text part from the HTML."""
     if body_format == "markdown":
         html = markdown_to_html(body)
         return _markdown_text(body), html
     if body_format == "html":
         html = sanitise_html(body)
-        return html_to_text(html), html
+        plain = _plain(text)
+        return (plain or html_to_text(html)), html
     if body_format == "text":
         return (body or "").strip("\n"), text_to_html(body)
     raise ValueError(f"unknown body format {body_format!r} (markdown, html or text)")
+
+
+def _plain(text: str) -> str:
+    """An author's plain text: line ends normalised, trailing spaces and outer blank lines
+    dropped, paragraphs (blank lines) and line breaks kept."""
+    lines = (text or "")[:MAX_CHARS].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
 def _markdown_text(body: str) -> str:

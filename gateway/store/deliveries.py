@@ -30,6 +30,7 @@ from sqlite_utils import Database
 from gateway.errors import NotFound
 from gateway.mail.compose import ComposedMail, Conversation
 from gateway.store.db import inserted_id, now_iso
+from gateway.store.hubspot import record_published
 from gateway.store.mail import record_outgoing
 
 # seconds before attempt n+1 after n temporary failures; the last repeats until the window ends
@@ -236,6 +237,15 @@ def record_sent(db: Database, delivery_id: int, *, code: int | None, reply: str)
         "updated_at = ?, message_row_id = ?, next_attempt_at = NULL WHERE id = ?",
         [code, reply[:2000], now_iso(), now_iso(), msg_row, delivery_id],
     )
+    hubspot_id = str(d.meta.get("hubspot_message_id") or "")
+    if hubspot_id:  # a rep's reply: it is in HubSpot's thread already, never publish it
+        record_published(
+            db,
+            message_row_id=msg_row,
+            conversation_id=d.conversation_id,
+            hubspot_message_id=hubspot_id,
+            thread_id=str(d.meta.get("thread_id") or ""),
+        )
     return msg_row
 
 

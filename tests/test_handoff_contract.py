@@ -1,0 +1,234 @@
+"""Handoff and replies as HubSpot documents them, end to end over HTTP against the sandbox.
+
+Each test reads what a rep or a customer would see (the sandbox's API, the gateway's outbox)
+and what the gateway sent (the sandbox's request log): `attachments` always there, the thread's
+contact the ticket's, the ticket linked to the thread by the explicit association call, one
+message per stored mail even when two mails share a Message-ID, rep replies never published
+back, the rep's paragraphs kept in the mailed text part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from gateway.config import RelaySettings, Settings
+from gateway.hubspot import api as hs
+from gateway.service import Gateway
+
+from conftest import make_mail, running, wait_for, wait_processed
+from helpers.waiting import wait_idle
+from hubspot_helpers import (
+    admin,
+    api,
+    conversation_of,
+    hand_off,
+    outbox,
+    send,
+    thread_messages,
+)
+
+AGENT = "A-301"
+CASES = Path("/work/shared/cases")
+
+
+@pytest.fixture
+def reply_settings(hub_settings: Settings, tmp_path: Path) -> Settings:
+    return dataclasses.replace(
+        hub_settings,
+        relay=dataclasses.replace(RelaySettings(), mode="capture", capture_dir=tmp_path / "outbox"),
+    )
+
+
+@pytest.fixture
+async def rgw(reply_settings: Settings):
+    async with running(reply_settings) as gw:
+        yield gw
+
+
+async def rep_posts(gw: Gateway, thread_id: str, text: str, rich: str = "") -> dict:
+    body = {"type": "MESSAGE", "text": text, "senderActorId": AGENT}
+    if rich:
+        body["richText"] = rich
+    return await api(gw, "POST", hs.path("thread_message_create", thread_id=thread_id), json=body)
+
+
+async def published(gw: Gateway) -> list[dict]:
+    """The bodies of every channel-message publish the gateway made."""
+    calls = (await admin(gw, "GET", "/requests", params={"method": "POST"}))["results"]
+    return [
+        c["body"]
+        for c in calls
+        if c["path"].endswith("/messages") and "custom-channels" in c["path"]
+    ]
+
+
+async def test_publish_carries_attachments_and_the_ticket_contact(rgw: Gateway):
+    await send(rgw, make_mail(message_id="k1@customer.test"), 1)
+    h = await hand_off(rgw, await conversation_of(rgw, "k1@customer.test"))
+
+    (body,) = await published(rgw)
+    assert body["attachments"] == []  # required by HubSpot, even for a text-only mail
+    assert body["associateWithContactId"] == int(h["contact_id"])
+    assert body["integrationIdempotencyId"] != "k1@customer.test"  # never the Message-ID
+
+    thread = await api(
+        rgw,
+        "GET",
+        hs.path("thread_get", thread_id=h["thread_id"]),
+        params={"association": "TICKET"},
+    )
+    ticket = await api(
+        rgw,
+        "GET",
+        hs.path("ticket_get", ticket_id=h["ticket_id"]),
+        params={"associations": "contacts"},
+    )
+    ticket_contacts = [str(a["id"]) for a in ticket["associations"]["contacts"]["results"]]
+    assert str(thread["associatedContactId"]) == h["contact_id"]
+    assert ticket_contacts == [str(thread["associatedContactId"])]
+    assert str(thread["threadAssociations"]["associatedTicketId"]) == h["ticket_id"]
+
+    # the ticket is created with its contact only; the thread by the explicit v4 call
+    calls = (await admin(rgw, "GET", "/requests"))["results"]
+    (create,) = [
+        c for c in calls if c["method"] == "POST" and c["path"] == hs.path("ticket_create")
+    ]
+    assert [a["to"]["id"] for a in create["body"]["associations"]] == [h["contact_id"]]
+    link = hs.path(
+        "association_put",
+        object_type="tickets",
+        object_id=h["ticket_id"],
+        to_object_type="conversation",
+        to_object_id=h["thread_id"],
+    )
+    assert [c["method"] for c in calls if c["path"] == link] == ["PUT"]
+
+
+def test_only_hubspot_s_category_means_already_exists():
+    from gateway.pipeline.handoff import already_exists, existing_id
+
+    unique = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "Property values were not valid",
+        "errors": [
+            {
+                "message": "gw-abc already has that value on object 1001",
+                "code": "INVALID_UNIQUE_VALUE",
+                "context": {"propertyName": ["mail_gateway_conversation"]},
+            }
+        ],
+    }
+    assert already_exists("VALIDATION_ERROR", unique, "mail_gateway_conversation")
+    assert already_exists("CONFLICT", {}, "mail_gateway_conversation")
+    assert already_exists("OBJECT_ALREADY_EXISTS", {}, "x")
+    # a 400 that is anything else is an error, never "the ticket exists"
+    bad_assoc = {
+        "category": "VALIDATION_ERROR",
+        "message": "Invalid association type",
+        "errors": [{"code": "INVALID_ASSOCIATION_TYPE", "message": "32 is not valid"}],
+    }
+    assert not already_exists("VALIDATION_ERROR", bad_assoc, "mail_gateway_conversation")
+    assert not already_exists("", "Bad Request", "mail_gateway_conversation")
+    other_prop = {
+        "category": "VALIDATION_ERROR",
+        "errors": [{"code": "INVALID_UNIQUE_VALUE", "context": {"propertyName": ["email"]}}],
+    }
+    assert not already_exists("VALIDATION_ERROR", other_prop, "mail_gateway_conversation")
+    assert existing_id("Contact already exists. Existing ID: 1234") == "1234"
+    assert existing_id("Conflict") == ""
+
+
+async def _send_case(gw: Gateway, name: str, count: int) -> None:
+    raw = (CASES / name).read_bytes()
+
+    def go():
+        with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10) as s:
+            s.sendmail("notify@carrier.test", ["support@example.com"], raw)
+
+    await asyncio.to_thread(go)
+    await wait_processed(gw, count)
+
+
+async def test_mails_sharing_a_message_id_each_reach_their_thread_and_their_reply(rgw: Gateway):
+    await _send_case(rgw, "identity-reused-message-id-a.eml", 1)
+    await _send_case(rgw, "identity-reused-message-id-b.eml", 2)
+    convs = await rgw.store.read(
+        lambda db: [
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM conversations WHERE subject LIKE 'Shipment%' ORDER BY id"
+            )
+        ]
+    )
+    assert len(convs) == 2
+    handoffs = [await hand_off(rgw, c) for c in convs]
+    assert handoffs[0]["thread_id"] != handoffs[1]["thread_id"]
+    for h, shipment in zip(handoffs, ("1Z001", "1Z002"), strict=True):
+        msgs = [m for m in await thread_messages(rgw, h["thread_id"]) if m["type"] == "MESSAGE"]
+        assert len(msgs) == 1 and shipment in msgs[0]["text"]
+
+    # the reps answer the second thread first: each reply to its own subject
+    await rep_posts(rgw, handoffs[1]["thread_id"], "The invoice is on its way.")
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the first reply in the outbox")
+    await rep_posts(rgw, handoffs[0]["thread_id"], "Glad it arrived.")
+    await wait_for(lambda: len(outbox(rgw)) == 2, 15, "the second reply in the outbox")
+    by_subject = {str(m["Subject"]): m.get_body(("plain",)).get_content() for m in outbox(rgw)}
+    assert "invoice" in by_subject["Re: Shipment 1Z002 delayed - customs"]
+    assert "Glad it arrived" in by_subject["Re: Shipment 1Z001 delivered"]
+    for m in outbox(rgw):
+        assert m["To"].addresses[0].addr_spec == "notify@carrier.test"
+
+
+async def test_rep_reply_is_never_published_back_into_the_thread(rgw: Gateway):
+    await send(rgw, make_mail(message_id="o1@customer.test"), 1)
+    conv = await conversation_of(rgw, "o1@customer.test")
+    h = await hand_off(rgw, conv)
+    await rep_posts(rgw, h["thread_id"], "We are on it.")
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the rep's reply in the outbox")
+    ours = outbox(rgw)[0]["Message-ID"].strip("<>")
+    # the customer answers the rep: a publish of the conversation follows
+    await send(
+        rgw,
+        make_mail(
+            subject="Re: Help with my order",
+            message_id="o2@customer.test",
+            in_reply_to=ours,
+            body="Thanks, waiting.",
+        ),
+        2,
+    )
+
+    async def follow_up_published() -> bool:
+        msgs = await thread_messages(rgw, h["thread_id"])
+        return any("Thanks, waiting." in (m.get("text") or "") for m in msgs)
+
+    await wait_for(follow_up_published, 15, "the follow-up in the thread")
+    await wait_idle(rgw)
+    msgs = [m for m in await thread_messages(rgw, h["thread_id"]) if m["type"] == "MESSAGE"]
+    directions = sorted(m["direction"] for m in msgs)
+    assert directions == ["INCOMING", "INCOMING", "OUTGOING"]
+    assert len(outbox(rgw)) == 1
+
+
+async def test_rep_paragraphs_in_text_part_formatting_in_html_part(rgw: Gateway):
+    await send(rgw, make_mail(message_id="p1@customer.test"), 1)
+    h = await hand_off(rgw, await conversation_of(rgw, "p1@customer.test"))
+    text = "Hello Alice,\n\nYour order is ready:\n- the lamp\n- the cable\nBest regards"
+    rich = (
+        "<p>Hello Alice,</p><p>Your order is <b>ready</b>:</p>"
+        "<ul><li>the lamp</li><li>the cable</li></ul><p>Best regards</p>"
+    )
+    await rep_posts(rgw, h["thread_id"], text, rich)
+    await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply in the outbox")
+    mail = outbox(rgw)[0]
+    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = mail.get_body(("html",)).get_content()
+    assert plain.startswith("Hello Alice,\n\nYour order is ready:\n- the lamp\n- the cable\n")
+    assert "<b>ready</b>" in html or "<strong>ready</strong>" in html
+    assert "<ul><li>the lamp</li><li>the cable</li></ul>" in html
