@@ -20,7 +20,9 @@ and the sandbox's state directly:
 
 1. every mail that got 250 is stored exactly once;
 2. one ticket per handed-off conversation (and every conversation handed off);
-3. every customer message exactly once in its HubSpot thread;
+3. every customer message exactly once in its HubSpot thread, and every message of every
+   thread counted: one INCOMING per customer mail, one OUTGOING of ours per assistant reply,
+   each rep reply once (never published back by the gateway);
 4. every public rep reply delivered exactly once (a second copy with the same Message-ID,
    from a kill between the relay's 250 and the record of it, is counted separately);
 5. no internal comment ever delivered;
@@ -432,6 +434,8 @@ timeout = 5
             + (f": {in_thread_bad[:5]}" if in_thread_bad else ""),
         }
 
+        inv["every thread message counted"] = self._thread_counts(handoffs)
+
         expected = self._expected_replies()
         by_tag: dict[str, list[str]] = collections.defaultdict(list)
         for raw in self.relay.accepted:
@@ -484,6 +488,47 @@ timeout = 5
             "relay_dropped": self.relay.dropped,
             "invariants": inv,
             "ok": all(v["ok"] for v in inv.values()),
+        }
+
+    def _thread_counts(self, handoffs: dict[int, tuple]) -> dict[str, Any]:
+        """Every MESSAGE of every handed-off HubSpot thread, counted by who wrote it: one
+        INCOMING per customer mail of the conversation, one OUTGOING of ours per assistant
+        reply (the gateway's own mail that is not a rep's reply), and each rep reply once;
+        anything else (a rep reply published back, a mail published twice) is a fault."""
+        ours_out = collections.Counter(
+            r[0]
+            for r in self._rows(
+                "SELECT conversation_id FROM messages WHERE direction = 'out' AND id NOT IN "
+                "(SELECT message_row_id FROM deliveries WHERE source_key LIKE 'hubspot:%' "
+                "AND message_row_id IS NOT NULL)"
+            )
+        )
+        customer_in = collections.Counter(
+            r[0] for r in self._rows("SELECT conversation_id FROM messages WHERE direction = 'in'")
+        )
+        bad = []
+        total = 0
+        for cid, h in handoffs.items():
+            thread = self.sandbox.state.data["messages"].get(h[3], []) if h[3] else []
+            msgs = [m for m in thread if m.get("type") == "MESSAGE"]
+            total += len(msgs)
+            incoming = sum(m.get("direction") == "INCOMING" for m in msgs)
+            outgoing = [m for m in msgs if m.get("direction") == "OUTGOING"]
+            by_us = sum(str(m.get("createdBy") or "").startswith("I-") for m in outgoing)
+            rep_tags = collections.Counter(
+                t
+                for m in outgoing
+                if not str(m.get("createdBy") or "").startswith("I-")
+                for t in re.findall(r"REP-\d+\.\d+", m.get("text") or "")
+            )
+            twice = [t for t, n in rep_tags.items() if n > 1]
+            if incoming != customer_in[cid] or by_us != ours_out[cid] or twice:
+                bad.append((cid, incoming, customer_in[cid], by_us, ours_out[cid], twice))
+        return {
+            "ok": not bad,
+            "detail": f"{total} messages in {len(handoffs)} threads, {len(bad)} threads off "
+            "(conversation, incoming, customer mails, ours outgoing, assistant replies, "
+            "rep replies twice)" + (f": {bad[:5]}" if bad else ""),
         }
 
 
