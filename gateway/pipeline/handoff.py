@@ -115,7 +115,7 @@ def channel_message(
 
 
 def left_out_line(item: dict[str, Any]) -> str:
-    """One file the handoff could not attach: "name (size bytes) left out: why"."""
+    """One file the handoff could not attach: "Attachment left out: name (size bytes): why"."""
     return (
         f"Attachment left out: {item.get('name') or 'attachment'} "
         f"({int(item.get('size') or 0)} bytes): {item.get('why') or 'unknown'}"
