@@ -20,7 +20,6 @@ import pytest
 
 from gateway.config import RelaySettings, Settings
 from gateway.hubspot import api as hs
-from gateway.sandbox.state import SandboxOptions
 from gateway.service import Gateway
 
 from conftest import make_mail, running, wait_for, wait_processed
@@ -296,11 +295,6 @@ async def test_file_hubspot_refuses_is_left_out_and_named_in_the_note(big_mail_g
     assert dead == 0
 
 
-@pytest.mark.xfail(
-    "files_max_bytes" not in SandboxOptions.__dataclass_fields__,
-    reason="this sandbox refuses bodies over aiohttp's 1 MiB default, not HubSpot's Files limit",
-    strict=True,
-)
 async def test_a_one_and_a_half_megabyte_attachment_arrives(big_mail_gw: Gateway):
     photo = bytes(range(256)) * 6000  # 1,536,000 bytes
     await send(big_mail_gw, _mail_with_files("photo1@customer.test", {"photo.bin": photo}), 1)
