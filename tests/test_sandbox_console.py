@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,40 +32,50 @@ ARGS = [
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")
 
 
-def test_console_reply_and_comment(sandbox: SandboxHandle, receiver: Receiver) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    ids = setup_channel(sandbox, webhook_url=receiver.url + "/channel")
-    thread_id = publish(sandbox, ids, "Where is my parcel?").json()["conversationsThreadId"]
+@contextlib.contextmanager
+def console_page(sandbox: SandboxHandle, thread_id: str | None = None) -> Iterator[Any]:
+    """Debian's Chromium on the rep console, with `thread_id` opened when given."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page()
             page.goto(sandbox.url + "/console/")
-            page.click(f"li.thread[data-thread-id='{thread_id}']")
-            expect(page.locator("#messages li")).to_have_count(1)
-            page.fill("#reply-text", "It ships tomorrow.")
-            page.click("#send-reply")
-            expect(page.locator("#messages li")).to_have_count(2)
-            page.fill("#comment-text", "Customer asked twice already")
-            page.click("#add-comment")
-            expect(page.locator("#messages li")).to_have_count(3)
-
-            kinds = page.locator("#messages li").evaluate_all(
-                "items => items.map(i => [i.dataset.kind, i.querySelector('.text').textContent])"
-            )
-            assert kinds == [
-                ["INCOMING", "Where is my parcel?"],
-                ["OUTGOING", "It ships tomorrow."],
-                ["COMMENT", "Customer asked twice already"],
-            ]
-            expect(page.locator("li.message.OUTGOING .status")).to_have_text("delivery: pending")
-
-            page.click("#close-thread")
-            expect(page.locator("#thread-status")).to_have_text("CLOSED")
+            if thread_id is not None:
+                page.click(f"li.thread[data-thread-id='{thread_id}']")
+            yield page
         finally:
             browser.close()
+
+
+def test_console_reply_and_comment(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    from playwright.sync_api import expect
+
+    ids = setup_channel(sandbox, webhook_url=receiver.url + "/channel")
+    thread_id = publish(sandbox, ids, "Where is my parcel?").json()["conversationsThreadId"]
+
+    with console_page(sandbox, thread_id) as page:
+        expect(page.locator("#messages li")).to_have_count(1)
+        page.fill("#reply-text", "It ships tomorrow.")
+        page.click("#send-reply")
+        expect(page.locator("#messages li")).to_have_count(2)
+        page.fill("#comment-text", "Customer asked twice already")
+        page.click("#add-comment")
+        expect(page.locator("#messages li")).to_have_count(3)
+
+        kinds = page.locator("#messages li").evaluate_all(
+            "items => items.map(i => [i.dataset.kind, i.querySelector('.text').textContent])"
+        )
+        assert kinds == [
+            ["INCOMING", "Where is my parcel?"],
+            ["OUTGOING", "It ships tomorrow."],
+            ["COMMENT", "Customer asked twice already"],
+        ]
+        expect(page.locator("li.message.OUTGOING .status")).to_have_text("delivery: pending")
+
+        page.click("#close-thread")
+        expect(page.locator("#thread-status")).to_have_text("CLOSED")
 
     calls = receiver.wait_for(lambda c: len(c) >= 1)
     assert len(calls) == 1
@@ -73,7 +86,7 @@ def test_console_reply_and_comment(sandbox: SandboxHandle, receiver: Receiver) -
 
 
 def test_console_closes_ticket(sandbox: SandboxHandle) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     stage = sandbox.info["ticketPipelines"][0]["stages"][0]["id"]
     with sandbox.client() as api:
@@ -81,17 +94,11 @@ def test_console_closes_ticket(sandbox: SandboxHandle) -> None:
             "/crm/v3/objects/tickets",
             json={"properties": {"subject": "Broken widget", "hs_pipeline_stage": stage}},
         ).json()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(sandbox.url + "/console/")
-            row = page.locator(f"li.ticket[data-ticket-id='{ticket['id']}']")
-            expect(row).to_contain_text("New")
-            row.locator("button.close-ticket").click()
-            expect(row).to_contain_text("Closed")
-        finally:
-            browser.close()
+    with console_page(sandbox) as page:
+        row = page.locator(f"li.ticket[data-ticket-id='{ticket['id']}']")
+        expect(row).to_contain_text("New")
+        row.locator("button.close-ticket").click()
+        expect(row).to_contain_text("Closed")
     with sandbox.client() as api:
         read = api.get(f"/crm/v3/objects/tickets/{ticket['id']}").json()
     closed = sandbox.info["ticketPipelines"][0]["stages"][-1]["id"]
@@ -101,22 +108,15 @@ def test_console_closes_ticket(sandbox: SandboxHandle) -> None:
 def test_console_sends_rich_text_and_plain_text(sandbox: SandboxHandle, receiver: Receiver) -> None:
     """Paragraphs, bold and a list typed in the console: HTML richText, plain text with the
     blank lines, both in the channel webhook as HubSpot's editor sends them."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ids = setup_channel(sandbox, webhook_url=receiver.url + "/channel")
     thread_id = publish(sandbox, ids, "Where is my parcel?").json()["conversationsThreadId"]
     typed = "Hello **Carla**,\n\n- one <box>\n- two\n\nThanks"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(sandbox.url + "/console/")
-            page.click(f"li.thread[data-thread-id='{thread_id}']")
-            page.fill("#reply-text", typed)
-            page.click("#send-reply")
-            expect(page.locator("#messages li")).to_have_count(2)
-        finally:
-            browser.close()
+    with console_page(sandbox, thread_id) as page:
+        page.fill("#reply-text", typed)
+        page.click("#send-reply")
+        expect(page.locator("#messages li")).to_have_count(2)
     calls = receiver.wait_for(lambda c: len(c) >= 1)
     message = json.loads(calls[0]["body"])["message"]
     assert message["text"] == "Hello Carla,\n\n- one <box>\n- two\n\nThanks"

@@ -77,53 +77,38 @@ def _runtime(db: Database, key: str) -> dict | None:
         return None
 
 
+# The columns `sessions list` and `sessions show` report, in their order.
+_LIST_COLUMNS = (
+    "id", "token", "mailbox", "subject", "customer_email", "status", "created_at",
+    "last_message_at", "message_count",
+)  # fmt: skip
+_SHOW_COLUMNS = (
+    "id", "token", "mailbox", "subject", "customer_email", "customer_name", "status",
+    "created_at", "updated_at", "last_message_at", "message_count",
+)  # fmt: skip
+
+
 def list_sessions(db: Database, *, limit: int = 50, status: str | None = None) -> list[dict]:
     where, args = "", []
     if status:
         where, args = "WHERE status = ?", [status]
     rows = db.execute(
-        "SELECT id, token, mailbox, subject, customer_email, status, created_at, last_message_at, "
-        f"message_count FROM conversations {where} ORDER BY last_message_at DESC, id DESC LIMIT ?",
+        f"SELECT {', '.join(_LIST_COLUMNS)} FROM conversations {where} "
+        "ORDER BY last_message_at DESC, id DESC LIMIT ?",
         [*args, limit],
     ).fetchall()
-    keys = (
-        "id",
-        "token",
-        "mailbox",
-        "subject",
-        "customer_email",
-        "status",
-        "created_at",
-        "last_message_at",
-        "message_count",
-    )
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    return [dict(zip(_LIST_COLUMNS, r, strict=True)) for r in rows]
 
 
 def show_session(db: Database, conversation_id: int) -> dict:
     conv = db.execute(
-        "SELECT id, token, mailbox, subject, customer_email, customer_name, status, created_at, "
-        "updated_at, last_message_at, message_count FROM conversations WHERE id = ?",
-        [conversation_id],
+        f"SELECT {', '.join(_SHOW_COLUMNS)} FROM conversations WHERE id = ?", [conversation_id]
     ).fetchone()
     if conv is None:
         raise NotFound(
             f"session {conversation_id}: no such session (see `mail-gateway sessions list`)"
         )
-    keys = (
-        "id",
-        "token",
-        "mailbox",
-        "subject",
-        "customer_email",
-        "customer_name",
-        "status",
-        "created_at",
-        "updated_at",
-        "last_message_at",
-        "message_count",
-    )
-    out = dict(zip(keys, conv, strict=True))
+    out = dict(zip(_SHOW_COLUMNS, conv, strict=True))
     handoff = db.execute(
         "SELECT state, trigger, reason, contact_id, ticket_id, thread_id, note_id, comment_id, "
         "last_error, updated_at FROM handoffs WHERE conversation_id = ?",
