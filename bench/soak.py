@@ -65,6 +65,8 @@ from common import (
     start_live,
 )
 
+from helpers.inbox import HISTORY_QUERY, rep_message
+
 AGENT = "A-301"
 FAULTS = [  # (action, status, rate): ~20% of all HubSpot calls fail
     ("status", 429, 0.05),
@@ -306,13 +308,10 @@ timeout = 5
             kind = "COMMENT" if rng.random() < 0.3 else "MESSAGE"
             for attempt in range(5):  # a failed post is a new message (new text): no dupes
                 tag = f"{'COMMENT' if kind == 'COMMENT' else 'REP'}-{k}.{attempt}"
-                body = {"type": kind, "text": f"{tag} from the rep", "senderActorId": AGENT}
-                url = (
-                    f"{self.sandbox.url}/conversations/v3/conversations/threads/"
-                    f"{thread['id']}/messages"
-                )
+                url = f"{self.sandbox.url}/conversations/v3/conversations/threads/{thread['id']}"
                 try:
-                    async with self.http.post(url, json=body) as r:
+                    body = await self._rep_body(url, kind, f"{tag} from the rep")
+                    async with self.http.post(url + "/messages", json=body) as r:
                         if r.status < 300:
                             break
                 except (aiohttp.ClientError, TimeoutError):
@@ -323,6 +322,20 @@ timeout = 5
                 self.comments += 1
             else:
                 self.rep_posts += 1
+
+    async def _rep_body(self, url: str, kind: str, text: str) -> dict:
+        """A COMMENT, or a MESSAGE read from the thread as HubSpot's callers must build it
+        (helpers.inbox.rep_message); ``url``: the thread's API URL. A failed read raises
+        ``aiohttp.ClientResponseError``."""
+        if kind == "COMMENT":
+            return {"type": kind, "text": text, "senderActorId": AGENT}
+        async with self.http.get(url, raise_for_status=True) as r:
+            thread = await r.json()
+        async with self.http.get(
+            url + "/messages", params=HISTORY_QUERY, raise_for_status=True
+        ) as r:
+            history = (await r.json())["results"]
+        return rep_message(thread, history, text, AGENT)
 
     # ------------------------------------------------------------------ drain and check
     def _rows(self, sql: str, args: list | None = None) -> list[tuple]:

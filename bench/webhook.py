@@ -30,6 +30,8 @@ from aiosmtpd.smtp import SMTP
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import db_rows, live_daemon, make_mail, markdown, median, pct, save
 
+from helpers.inbox import HISTORY_QUERY, rep_message
+
 
 class Sink:
     def __init__(self) -> None:
@@ -86,13 +88,18 @@ tls = "none"
                     break
                 await asyncio.sleep(0.05)
             assert thread_id, "the handoff did not finish: " + daemon.tail()
-            url = f"{sandbox.url}/conversations/v3/conversations/threads/{thread_id}/messages"
+            url = f"{sandbox.url}/conversations/v3/conversations/threads/{thread_id}"
             headers = {"Authorization": f"Bearer {token}"}
             async with aiohttp.ClientSession(headers=headers) as http:
+                async with http.get(url) as r:
+                    thread = await r.json()
+                async with http.get(url + "/messages", params=HISTORY_QUERY) as r:
+                    history = (await r.json())["results"]
                 for i in range(replies):
                     tag = f"WH-{i}"
-                    body = {"type": "MESSAGE", "text": f"{tag} your parcel ships today"}
-                    async with http.post(url, json={**body, "senderActorId": "A-301"}) as r:
+                    text = f"{tag} your parcel ships today"
+                    body = rep_message(thread, history, text, "A-301")
+                    async with http.post(url + "/messages", json=body) as r:
                         assert r.status < 300, await r.text()
                     posted[tag] = time.time()
                     for _ in range(400):

@@ -14,6 +14,9 @@ from gateway.service import Gateway
 from gateway.store.hubspot import get_handoff, request_handoff
 
 from conftest import wait_for, wait_processed, write_config
+from helpers.inbox import HISTORY_QUERY, rep_message
+
+__all__ = ["rep_message", "rep_replies"]  # rep_message re-exported: the one MESSAGE builder
 
 
 async def api(gw: Gateway, method: str, path: str, **kw: Any) -> Any:
@@ -87,6 +90,19 @@ async def all_objects(gw: Gateway, kind: str) -> list[dict]:
 async def thread_messages(gw: Gateway, thread_id: str) -> list[dict]:
     path = f"/conversations/v3/conversations/threads/{thread_id}/messages"
     return await all_pages(gw, path, {"sort": "createdAt"})
+
+
+async def rep_replies(
+    gw: Gateway, thread_id: str, text: str, sender_actor_id: str = "A-301", **optional: Any
+) -> dict:
+    """A rep answers on a HubSpot thread as HubSpot's own callers do: read the thread and its
+    history, build the MESSAGE with ``rep_message`` (``optional``: richText, subject,
+    attachments), POST it; returns the created message (201)."""
+    path = f"/conversations/v3/conversations/threads/{thread_id}"
+    thread = await api(gw, "GET", path)
+    history = await api(gw, "GET", path + "/messages", params=HISTORY_QUERY)
+    body = rep_message(thread, history["results"], text, sender_actor_id, **optional)
+    return await api(gw, "POST", path + "/messages", json=body)
 
 
 DOCTOR_EXTRA = """

@@ -19,7 +19,10 @@ from aiohttp import web
 
 from gateway.sandbox import SandboxServer, start_sandbox
 
+from helpers.inbox import HISTORY_QUERY, rep_message
+
 T = TypeVar("T")
+INBOX_V3 = "/conversations/v3/conversations"
 
 
 class LoopThread:
@@ -158,6 +161,27 @@ def setup_channel(sb: SandboxHandle, webhook_url: str | None = None) -> dict[str
             },
         ).json()
     return {"channel_id": channel["id"], "account_id": account["id"]}
+
+
+def rep_body(
+    sb: SandboxHandle, thread_id: str, text: str, base: str = INBOX_V3, **optional: Any
+) -> dict[str, Any]:
+    """A rep's (A-301) MESSAGE body, read from the thread as HubSpot's own callers must (GET
+    the thread and its history; ``helpers.inbox.rep_message``); ``base``: the inbox API root
+    (numbered or dated); ``optional``: richText, subject, attachments."""
+    with sb.client() as api:
+        thread = api.get(f"{base}/threads/{thread_id}").json()
+        history = api.get(f"{base}/threads/{thread_id}/messages", params=HISTORY_QUERY).json()
+    return rep_message(thread, history["results"], text, "A-301", **optional)
+
+
+def rep_reply(
+    sb: SandboxHandle, thread_id: str, text: str, base: str = INBOX_V3, **optional: Any
+) -> httpx.Response:
+    """POST the MESSAGE ``rep_body`` builds; the sandbox's answer (201 and the message)."""
+    body = rep_body(sb, thread_id, text, base, **optional)
+    with sb.client() as api:
+        return api.post(f"{base}/threads/{thread_id}/messages", json=body)
 
 
 def publish(

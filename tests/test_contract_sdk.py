@@ -152,6 +152,40 @@ def test_refusals_answer_as_hubspot(sandbox: SandboxHandle) -> None:
     assert bad_enum.json()["errors"][0]["code"] == "INVALID_ENUM"
 
 
+@pytest.mark.parametrize("field", ["channelId", "channelAccountId", "recipients", "attachments"])
+@pytest.mark.parametrize(
+    "inbox", ["/conversations/v3/conversations", "/conversations/conversations/2026-09-beta"]
+)
+def test_message_without_a_required_field_is_refused(
+    sandbox: SandboxHandle, field: str, inbox: str
+) -> None:
+    """ "Send a message to a thread" requires channelId, channelAccountId, recipients and
+    attachments beside type, text and senderActorId (HubSpot's reference, cited in
+    gateway/sandbox/contract.py): without one, 400 VALIDATION_ERROR naming it, and nothing is
+    posted; the complete body, built from the thread, is accepted."""
+    ids = sandbox_fixtures.setup_channel(sandbox)
+    thread_id = sandbox_fixtures.publish(sandbox, ids, "Hi").json()["conversationsThreadId"]
+    body = sandbox_fixtures.rep_body(sandbox, thread_id, "Hello", base=inbox)
+    anonymous = {**body, "recipients": [{"name": "Alice", "recipientField": "TO"}]}
+    path = f"{inbox}/threads/{thread_id}/messages"
+    with sandbox.client() as api:
+        refused = api.post(path, json={k: v for k, v in body.items() if k != field})
+        no_identifier = api.post(path, json=anonymous)
+        after_refusals = api.get(path).json()["results"]
+        accepted = api.post(path, json=body)
+    assert refused.status_code == 400, refused.text
+    answer = refused.json()
+    assert answer["status"] == "error" and answer["category"] == "VALIDATION_ERROR"
+    assert answer["correlationId"] and field in answer["message"]
+    assert [(e["code"], e["in"]) for e in answer["errors"]] == [("REQUIRED_FIELD", field)]
+    assert no_identifier.status_code == 400
+    assert [e["in"] for e in no_identifier.json()["errors"]] == ["recipients.0.deliveryIdentifiers"]
+    assert [m["direction"] for m in after_refusals] == ["INCOMING"]
+    assert accepted.status_code == 201, accepted.text
+    customer = {"type": "HS_EMAIL_ADDRESS", "value": "carla@customer.test"}
+    assert [r["deliveryIdentifier"] for r in accepted.json()["recipients"]] == [customer]
+
+
 def test_numbered_paths_served_and_logged_once(
     sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -261,10 +295,7 @@ def test_inbox_responses_leave_out_fields_without_value(sandbox: SandboxHandle) 
     thread_id = sandbox_fixtures.publish(sandbox, ids, "Hi").json()["conversationsThreadId"]
     inbox = "/conversations/conversations/2026-09-beta"
     with sandbox.client() as api:
-        reply = api.post(
-            f"{inbox}/threads/{thread_id}/messages",
-            json={"type": "MESSAGE", "text": "Hello", "senderActorId": "A-301"},
-        )
+        reply = sandbox_fixtures.rep_reply(sandbox, thread_id, "Hello", base=inbox)
         comment = api.post(
             f"/conversations/v3/conversations/threads/{thread_id}/messages",
             json={"type": "COMMENT", "text": "note"},

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.config import ConfigError, RelaySettings, Secret, load_settings
 
 from conftest import make_mail, start_gateway, wait_for, write_config
-from hubspot_helpers import api, conversation_of, hand_off, send
+from hubspot_helpers import conversation_of, hand_off, rep_replies, send
 
 
 def _keypair() -> tuple[str, bytes]:
@@ -44,12 +44,7 @@ async def test_reply_is_dkim_signed(hub_settings, tmp_path: Path):
     try:
         await send(gw, make_mail(message_id="dkim1@customer.test"), 1)
         h = await hand_off(gw, await conversation_of(gw, "dkim1@customer.test"))
-        await api(
-            gw,
-            "POST",
-            f"/conversations/v3/conversations/threads/{h['thread_id']}/messages",
-            json={"type": "MESSAGE", "senderActorId": "A-301", "text": "Signed answer"},
-        )
+        await rep_replies(gw, h["thread_id"], "Signed answer")
         await wait_for(lambda: list((tmp_path / "outbox").glob("*.eml")), 15, "the reply")
     finally:
         await gw.stop(drain_seconds=5)

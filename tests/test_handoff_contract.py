@@ -30,6 +30,7 @@ from hubspot_helpers import (
     conversation_of,
     hand_off,
     outbox,
+    rep_replies,
     send,
     thread_messages,
 )
@@ -53,10 +54,7 @@ async def rgw(reply_settings: Settings):
 
 
 async def rep_posts(gw: Gateway, thread_id: str, text: str, rich: str = "") -> dict:
-    body = {"type": "MESSAGE", "text": text, "senderActorId": AGENT}
-    if rich:
-        body["richText"] = rich
-    return await api(gw, "POST", hs.path("thread_message_create", thread_id=thread_id), json=body)
+    return await rep_replies(gw, thread_id, text, AGENT, **({"richText": rich} if rich else {}))
 
 
 async def published(gw: Gateway) -> list[dict]:

@@ -23,7 +23,7 @@ from gateway.store.intake import accept_raw
 
 from conftest import dead_port, make_mail, running, wait_for
 from helpers.waiting import wait_idle
-from hubspot_helpers import admin, api, conversation_of, hand_off, outbox, send
+from hubspot_helpers import admin, api, conversation_of, hand_off, outbox, rep_replies, send
 
 AGENT = "A-301"
 
@@ -53,9 +53,10 @@ async def handed_off_conversation(gw: Gateway, mid: str = "q1@customer.test") ->
 
 
 async def rep_posts(gw: Gateway, thread_id: str, kind: str, text: str, rich: str = "") -> dict:
-    body = {"type": kind, "text": text, "senderActorId": AGENT}
-    if rich:
-        body["richText"] = rich
+    extra = {"richText": rich} if rich else {}
+    if kind == "MESSAGE":
+        return await rep_replies(gw, thread_id, text, AGENT, **extra)
+    body = {"type": kind, "text": text, "senderActorId": AGENT, **extra}
     return await api(
         gw, "POST", f"/conversations/v3/conversations/threads/{thread_id}/messages", json=body
     )
@@ -312,16 +313,12 @@ async def test_rep_attachment_reaches_the_customer(rgw: Gateway):
     form.add_field("options", json.dumps({"access": "PRIVATE"}))
     form.add_field("folderPath", "/replies")
     uploaded = await api(rgw, "POST", "/files/v3/files", data=form)
-    await api(
+    await rep_replies(
         rgw,
-        "POST",
-        f"/conversations/v3/conversations/threads/{h['thread_id']}/messages",
-        json={
-            "type": "MESSAGE",
-            "senderActorId": AGENT,
-            "text": "Your invoice is attached.",
-            "attachments": [{"type": "FILE", "fileId": uploaded["id"]}],
-        },
+        h["thread_id"],
+        "Your invoice is attached.",
+        AGENT,
+        attachments=[{"type": "FILE", "fileId": uploaded["id"]}],
     )
     await wait_for(lambda: len(outbox(rgw)) == 1, 15, "the reply with its attachment")
     mail = outbox(rgw)[0]

@@ -15,7 +15,7 @@ from gateway.config import Settings, SignatureSettings
 from gateway.service import Gateway
 
 from conftest import make_mail, start_gateway, wait_for
-from hubspot_helpers import api, conversation_of, hand_off, send, thread_messages
+from hubspot_helpers import api, conversation_of, hand_off, rep_replies, send, thread_messages
 from mailservers import mail_servers  # noqa: F401  (fixture)
 
 AGENT = "A-301"
@@ -50,16 +50,12 @@ async def test_rep_reply_reaches_customer_mailbox_in_thread(hub_settings, mail_s
                 "senderActorId": AGENT,
             },
         )
-        await api(
+        await rep_replies(
             gw,
-            "POST",
-            f"/conversations/v3/conversations/threads/{h['thread_id']}/messages",
-            json={
-                "type": "MESSAGE",
-                "senderActorId": AGENT,
-                "text": "It ships tomorrow.",
-                "richText": "<p>It ships <b>tomorrow</b>.</p>",
-            },
+            h["thread_id"],
+            "It ships tomorrow.",
+            AGENT,
+            richText="<p>It ships <b>tomorrow</b>.</p>",
         )
         (msg,) = await mail_servers.wait_for_messages("alice@customer.test", 1, settle=1.0)
     finally:
@@ -98,12 +94,7 @@ async def test_permanent_relay_failure_is_reported_to_hubspot(hub_settings, refu
     try:
         await send(gw, make_mail(message_id="fail1@customer.test"), 1)
         h = await hand_off(gw, await conversation_of(gw, "fail1@customer.test"))
-        reply = await api(
-            gw,
-            "POST",
-            f"/conversations/v3/conversations/threads/{h['thread_id']}/messages",
-            json={"type": "MESSAGE", "senderActorId": AGENT, "text": "Here is your answer"},
-        )
+        reply = await rep_replies(gw, h["thread_id"], "Here is your answer", AGENT)
 
         async def reported() -> bool:
             msgs = await thread_messages(gw, h["thread_id"])

@@ -12,7 +12,7 @@ from gateway.cli.sandbox import sandbox_command
 from gateway.sandbox import start_sandbox
 
 import sandbox_fixtures
-from sandbox_fixtures import LoopThread, SandboxHandle, publish, setup_channel
+from sandbox_fixtures import LoopThread, SandboxHandle, publish, rep_reply, setup_channel
 
 # pytest fixtures shared with the other sandbox test modules
 loop_thread = sandbox_fixtures.loop_thread
@@ -128,14 +128,8 @@ def test_file_upload_and_attachment(sandbox: SandboxHandle) -> None:
         file_id = uploaded.json()["id"]
         assert httpx.get(uploaded.json()["url"]).content == b"hello"
         thread_id = publish(sandbox, ids, "see attached").json()["conversationsThreadId"]
-        reply = api.post(
-            f"{THREADS}/{thread_id}/messages",
-            json={
-                "type": "MESSAGE",
-                "text": "here",
-                "senderActorId": "A-301",
-                "attachments": [{"type": "FILE", "fileId": file_id}],
-            },
+        reply = rep_reply(
+            sandbox, thread_id, "here", attachments=[{"type": "FILE", "fileId": file_id}]
         ).json()
         assert reply["attachments"][0]["fileId"] == file_id
         assert httpx.get(reply["attachments"][0]["url"]).content == b"hello"

@@ -7,7 +7,7 @@ import json
 from hubspot.utils.signature import Signature
 
 import sandbox_fixtures
-from sandbox_fixtures import Receiver, SandboxHandle, publish, setup_channel
+from sandbox_fixtures import Receiver, SandboxHandle, publish, rep_reply, setup_channel
 
 # pytest fixtures shared with the other sandbox test modules
 loop_thread = sandbox_fixtures.loop_thread
@@ -16,11 +16,14 @@ sandbox = sandbox_fixtures.sandbox
 
 
 def _agent_reply(sb: SandboxHandle, thread_id: str, text: str, kind: str = "MESSAGE") -> dict:
-    with sb.client() as api:
-        response = api.post(
-            f"/conversations/v3/conversations/threads/{thread_id}/messages",
-            json={"type": kind, "text": text, "senderActorId": "A-301"},
-        )
+    if kind == "MESSAGE":
+        response = rep_reply(sb, thread_id, text)
+    else:
+        with sb.client() as api:
+            response = api.post(
+                f"/conversations/v3/conversations/threads/{thread_id}/messages",
+                json={"type": kind, "text": text, "senderActorId": "A-301"},
+            )
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -26,6 +26,9 @@ from typing import Any, Literal, NotRequired, Required
 
 import typing_extensions
 from aiohttp import web
+from hubspot_sdk.types.conversations.public_delivery_identifier_param import (
+    PublicDeliveryIdentifierParam,
+)
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
@@ -125,6 +128,18 @@ def _code(kind: str) -> str:
     return "INVALID_TYPE"
 
 
+def _union_tag(tp: Any, body: Any) -> str | None:
+    """The tag pydantic puts first in an error's ``loc`` for a discriminated union (the
+    body's ``type``, e.g. ``"MESSAGE"``): not part of the field's path in HubSpot's ``in``."""
+    if typing.get_origin(tp) is not typing.Annotated or not isinstance(body, dict):
+        return None
+    for meta in tp.__metadata__:
+        key = getattr(meta, "discriminator", None)
+        if isinstance(key, str) and isinstance(body.get(key), str):
+            return str(body[key])
+    return None
+
+
 def check(tp: Any, body: Any, optional: frozenset[str] = frozenset()) -> None:
     """Validate a decoded JSON body against a contract type; raise HubSpot's 400 on a breach.
 
@@ -137,8 +152,10 @@ def check(tp: Any, body: Any, optional: frozenset[str] = frozenset()) -> None:
         adapter(tp, optional).validate_python(present(body))
     except ValidationError as exc:
         errors = []
+        tag = _union_tag(tp, body)
         for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("Wire"))
+            loc = err["loc"][1:] if tag is not None and err["loc"][:1] == (tag,) else err["loc"]
+            where = ".".join(str(p) for p in loc if not str(p).startswith("Wire"))
             message = f"{where or 'body'}: {err['msg']}"
             errors.append({"message": message, "code": _code(err["type"]), "in": where})
         summary = "; ".join(e["message"] for e in errors[:5])
@@ -166,6 +183,9 @@ def expects(tp: Any, *optional: str) -> Callable[[Handler], Handler]:
 #   threads/post-conversations-v3-conversations-threads-threadId-messages
 #   threads/patch-conversations-v3-conversations-threads-threadId
 #   actors/post-conversations-v3-conversations-actors-batch-read
+# "Send a message to a thread" (POST .../threads/{threadId}/messages), dated and numbered:
+# https://developers.hubspot.com/docs/api-reference/2026-09-beta/conversations/conversations/messages/create-message
+# https://developers.hubspot.com/docs/api-reference/legacy/conversations/conversations/threads/create-conversation
 
 
 class InboxAttachment(TypedDict, total=False):
@@ -174,11 +194,16 @@ class InboxAttachment(TypedDict, total=False):
 
 
 class InboxRecipient(TypedDict, total=False):
+    """A MESSAGE's recipient: ``deliveryIdentifiers`` required (a list of
+    ``{type, value}``, typed as hubspot-sdk's ``PublicDeliveryIdentifierParam``, the same
+    ``PublicDeliveryIdentifier`` schema), ``actorId``, ``name``, ``recipientField`` (e.g.
+    ``"TO"``) optional. The numbered (v3) page also lists a single ``deliveryIdentifier``."""
+
+    deliveryIdentifiers: Required[list[PublicDeliveryIdentifierParam]]
     actorId: str
     name: str
     recipientField: str
-    deliveryIdentifiers: list[dict[str, Any]]
-    deliveryIdentifier: dict[str, Any]
+    deliveryIdentifier: PublicDeliveryIdentifierParam
 
 
 class CommentCreate(TypedDict, total=False):
@@ -191,20 +216,23 @@ class CommentCreate(TypedDict, total=False):
 
 
 class MessageCreate(TypedDict, total=False):
-    """An agent's MESSAGE. HubSpot's reference also lists channelId, channelAccountId and
-    recipients as required; the sandbox takes them from the thread when absent, because the
-    suite's rep drivers (tests/test_replies*.py, test_dkim.py) omit them: typed, not required
-    (a known gap, see the issue-13 report)."""
+    """An agent's MESSAGE to the thread's customer. Required, as "Send a message to a thread"
+    publishes them (dated and numbered pages above): ``type``, ``text``, ``attachments``
+    (``[]`` when none), ``recipients``, ``senderActorId``, ``channelId``,
+    ``channelAccountId``; ``richText`` and ``subject`` optional. HubSpot's own callers read
+    them from the thread (``originalChannelId``, ``originalChannelAccountId``) and its latest
+    INCOMING message (the customer's ``deliveryIdentifier``). Missing: 400
+    VALIDATION_ERROR naming the field."""
 
     type: Required[Literal["MESSAGE"]]
     text: Required[str]
+    attachments: Required[list[InboxAttachment]]
+    recipients: Required[list[InboxRecipient]]
     senderActorId: Required[str]
-    channelId: str
-    channelAccountId: str
-    recipients: list[InboxRecipient]
+    channelId: Required[str]
+    channelAccountId: Required[str]
     richText: str
     subject: str
-    attachments: list[InboxAttachment]
 
 
 class ThreadUpdate(TypedDict, total=False):

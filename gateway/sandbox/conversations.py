@@ -215,9 +215,16 @@ def post_agent_reply(
     rich_text: str | None = None,
     attachments: list[dict[str, Any]] | None = None,
     subject: str | None = None,
+    addressed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A rep's public reply: an OUTGOING MESSAGE on the thread's channel, handed to the
-    channel's webhook when the channel is a custom channel."""
+    channel's webhook when the channel is a custom channel.
+
+    ``addressed``: the request's ``recipients`` (``[{deliveryIdentifiers: [{type, value}],
+    name?, actorId?, recipientField?}]``, as "Send a message to a thread" takes them); the
+    message's recipients are those, each with its first identifier as ``deliveryIdentifier``.
+    ``None`` (the rep console, HubSpot's own UI): the senders of the thread's latest INCOMING
+    message."""
     agent = agents(state).get(actor_id)
     if agent is None:
         raise bad_request(
@@ -230,7 +237,18 @@ def post_agent_reply(
     history = state.data["messages"][thread["id"]]
     last_in = next((m for m in reversed(history) if m.get("direction") == "INCOMING"), None)
     recipients = []
-    if last_in:
+    if addressed is not None:
+        recipients = [
+            {
+                "deliveryIdentifier": r["deliveryIdentifiers"][0],
+                "name": r.get("name"),
+                "actorId": r.get("actorId"),
+                "recipientField": r.get("recipientField") or "TO",
+            }
+            for r in addressed
+            if r.get("deliveryIdentifiers")
+        ]
+    elif last_in:
         recipients = [
             {
                 "deliveryIdentifier": s.get("deliveryIdentifier"),
@@ -432,6 +450,7 @@ async def post_message_handler(request: web.Request) -> web.Response:
             body.get("richText"),
             attachments,
             body.get("subject"),
+            addressed=body["recipients"],
         )
     else:
         raise bad_request(f"type must be MESSAGE or COMMENT, not {kind!r}")
