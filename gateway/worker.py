@@ -80,13 +80,29 @@ class Worker:
         return job
 
     async def _loop(self, burst: bool) -> None:
+        failures = 0
         while not self._stopping:
-            job = await self._claim()
-            if job is None:
+            try:
+                job = await self._claim()
+                if job is None:
+                    if burst:
+                        return
+                    await self._idle()
+                    failures = 0
+                    continue
+            except Exception as exc:
+                # The store itself failed (a full disk, an I/O error): intake answers 451 for
+                # the same reason. The loop must outlive it, or processing would stop for good
+                # while intake resumes once the disk has room again.
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
+                if failures == 1 or failures % 10 == 0:
+                    log.error("worker cannot reach the store (%s); retry in %.1fs", exc, delay)
                 if burst:
-                    return
-                await self._idle()
+                    raise
+                await self._pause(delay)
                 continue
+            failures = 0
             try:
                 await self.run_job(job)
             finally:
@@ -94,6 +110,16 @@ class Worker:
                 spec = self.registry.get(job.kind)
                 if spec is not None and spec.concurrency is not None:
                     self._wake.set()  # a slot of a capped kind is free: idle loops look again
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if stop() is called."""
+        self._wake.clear()
+        if self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def _idle(self) -> None:
         # clear before looking: a wake() (an enqueue, a capped job finishing) that comes while

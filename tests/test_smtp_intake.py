@@ -319,18 +319,29 @@ async def test_session_limit_answers_421(settings, tmp_path):
 
 async def test_store_failure_answers_451_not_5xx(gateway: Gateway):
     real_write = gateway.store.write
+    failed = 0
 
     async def failing_write(fn):
+        nonlocal failed
+        failed += 1
         raise OSError("disk full")
 
     gateway.store.write = failing_write  # a fault on our side, as a full disk would be
     try:
         with pytest.raises(smtplib.SMTPDataError) as err:
             await asyncio.to_thread(send, gateway.smtp_port, make_mail())
+        # the worker meets the same fault when it claims: it must outlive it
+        before = failed
+        gateway.worker.wake()
+        await wait_for(lambda: failed > before, 10, "the worker tried the failing store")
     finally:
         gateway.store.write = real_write
     assert err.value.smtp_code == 451
     assert b"4.3.0" in err.value.smtp_error
+    # once the disk has room again, intake and processing both resume in the same daemon
+    await asyncio.to_thread(send, gateway.smtp_port, make_mail(message_id="after@customer.test"))
+    gateway.worker.wake()
+    await wait_processed(gateway, 1)
 
 
 async def test_starttls(settings, tmp_path):
