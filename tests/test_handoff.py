@@ -13,7 +13,7 @@ import pytest
 from gateway.hubspot.connect import OAUTH_KEY, oauth_token
 from gateway.service import Gateway
 from gateway.store.hubspot import request_handoff
-from gateway.store.queries import kv_get
+from gateway.store.queries import kv_get, put_oauth_state
 
 from conftest import make_mail, start_gateway, wait_for, wait_processed
 from helpers.waiting import wait_idle
@@ -342,6 +342,17 @@ async def test_hubspot_setup_cli_is_idempotent(hub: Gateway, hub_settings):
         bad = f"{hub.settings.http.public_url}/hubspot/oauth-callback?code=x&state=forged"
         async with s.get(bad) as r:
             assert r.status == 400
+    # the state is single-use: the same authorize URL again (whoever saw it: a code of their
+    # own portal, same state) is refused and the stored tokens stay the ones of the connect
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        assert r.status == 400 and "unknown OAuth state" in await r.text()
+    assert json.loads(await hub.store.read(lambda db: kv_get(db, OAUTH_KEY))) == tokens
+    # and short-lived: a state older than 10 minutes is refused even on first use
+    await hub.store.write(lambda db: put_oauth_state(db, "old-state", now=time.time() - 601))
+    async with aiohttp.ClientSession() as s:
+        late = f"{hub.settings.http.public_url}/hubspot/oauth-callback?code=x&state=old-state"
+        async with s.get(late) as r:
+            assert r.status == 400 and "expired" in await r.text()
 
 
 @pytest.mark.slow

@@ -93,9 +93,9 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
     import asyncio
     import secrets
 
-    from gateway.hubspot.connect import OAUTH_KEY, OAUTH_STATE_KEY, authorize_url
+    from gateway.hubspot.connect import OAUTH_KEY, authorize_url
     from gateway.store.db import write_transaction
-    from gateway.store.queries import kv_get, kv_set
+    from gateway.store.queries import kv_get, put_oauth_state
 
     settings = ctx.settings
     ep = asyncio.run(_endpoint(settings))
@@ -107,7 +107,7 @@ def connect_command(ctx: Context, wait: bool, timeout: int) -> None:
     db = ctx.db()
     before = kv_get(db, OAUTH_KEY)
     with write_transaction(db):
-        kv_set(db, OAUTH_STATE_KEY, state)
+        put_oauth_state(db, state, now=time.time())
     click.echo("Open this URL in a browser logged in to HubSpot and approve the app:")
     click.echo(authorize_url(ep, settings.http.public_url, state))
     if not wait:

@@ -7,7 +7,6 @@ before they expire), or none (every call then says how to fix it).
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 import urllib.parse
@@ -21,10 +20,9 @@ from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient, TokenSource, static_token
 from gateway.hubspot.errors import HubSpotAuthError
 from gateway.store.db import Store
-from gateway.store.queries import kv_get, kv_set
+from gateway.store.queries import kv_get, kv_set, take_oauth_state
 
 OAUTH_KEY = "hubspot.oauth"
-OAUTH_STATE_KEY = "hubspot.oauth_state"
 CALLBACK_PATH = "/hubspot/oauth-callback"
 # exactly what the table's OAuth calls need: the same set as the project's requiredScopes
 SCOPES = " ".join(sorted(api.required_scopes()))
@@ -184,10 +182,16 @@ def build_client(settings: Settings, store: Store, ep: Endpoint) -> HubSpotClien
 async def complete_oauth(
     store: Store, ep: Endpoint, public_url: str, code: str, state: str
 ) -> None:
-    """The callback of `hubspot connect`: check the state, trade the code, keep the tokens."""
-    expected = await store.read(lambda db: kv_get(db, OAUTH_STATE_KEY))
-    if not expected or not state or not hmac.compare_digest(expected, state):
-        raise HubSpotAuthError(400, "unknown OAuth state: run `mail-gateway hubspot connect` again")
+    """The callback of `hubspot connect`: use up the state, trade the code, keep the tokens.
+
+    The state is single-use and valid 10 minutes (store.queries.take_oauth_state): whoever
+    learns it later (a printed URL, browser history) cannot complete a second callback with a
+    code of another portal and redirect every later handoff there.
+    """
+    now = time.time()
+    refused = await store.write(lambda db: take_oauth_state(db, state, now=now))
+    if refused:
+        raise HubSpotAuthError(400, f"{refused}: run `mail-gateway hubspot connect` again")
     tokens = await exchange(
         ep,
         grant_type="authorization_code",

@@ -5,6 +5,7 @@ They return plain dicts with stable snake_case keys: the CLI prints them as tabl
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 import time
@@ -233,6 +234,36 @@ def retry_quarantined(db: Database, quarantine_id: int) -> int:
 def kv_get(db: Database, key: str) -> str | None:
     row = db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
+
+
+OAUTH_STATE_KEY = "hubspot.oauth_state"
+OAUTH_STATE_SECONDS = 600  # a `hubspot connect` must be approved within 10 minutes
+
+
+def put_oauth_state(db: Database, state: str, *, now: float) -> None:
+    """Remember the state of the `hubspot connect` now under way (one at a time: a new connect
+    replaces an unused older state), valid for OAUTH_STATE_SECONDS."""
+    value = json.dumps({"state": state, "expires_at": now + OAUTH_STATE_SECONDS})
+    kv_set(db, OAUTH_STATE_KEY, value)
+
+
+def take_oauth_state(db: Database, state: str, *, now: float) -> str | None:
+    """Use up the OAuth `state` of a callback (RFC 6749 §10.12: it binds the callback to the
+    `connect` that asked for it). Returns None when it matches and is still valid — and deletes
+    it, so a second callback with the same state is refused — or the reason it is refused."""
+    raw = kv_get(db, OAUTH_STATE_KEY)
+    try:
+        expected = json.loads(raw) if raw else None
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict) or not state:
+        return "unknown OAuth state"
+    if not hmac.compare_digest(str(expected.get("state", "")), state):
+        return "unknown OAuth state"
+    db.execute("DELETE FROM kv WHERE key = ?", [OAUTH_STATE_KEY])
+    if now > float(expected.get("expires_at", 0)):
+        return "expired OAuth state (older than 10 minutes)"
+    return None
 
 
 def kv_set(db: Database, key: str, value: str) -> None:
