@@ -36,7 +36,7 @@ from hubspot_helpers import (
 )
 
 AGENT = "A-301"
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parent / "data" / "cases"  # copies of ../shared/cases
 
 
 @pytest.fixture
