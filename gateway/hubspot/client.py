@@ -15,12 +15,14 @@ import collections
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 
 from gateway.hubspot import api
 from gateway.hubspot.errors import (
@@ -98,6 +100,37 @@ def _template(path: str) -> str:
     """…/objects/2026-03/tickets/123 -> …/objects/2026-03/tickets/{id}: bounded labels."""
     parts = [("{id}" if p.isdigit() or "@" in p or len(p) > 24 else p) for p in path.split("/")]
     return "/".join(parts)
+
+
+# Hosts HubSpot serves files and signed file URLs from (api.hubapi.com, app.hubspot.com,
+# f.hubspotusercontent-na1.net, cdn2.hubspot.net, ...). UNVERIFIED as a complete list: HubSpot
+# documents the signed URL (GET /files/2026-03/files/{fileId}/signed-url, hubspot-sdk
+# ``SignedURL``) but not its hosts; these are the ones its files and CDN links use.
+_HUBSPOT_FILE_HOST = re.compile(
+    r"^(?:[a-z0-9-]+\.)*(?:hubspot\.com|hubapi\.com|hubspot\.net|hubspotusercontent(?:-[a-z0-9]+|\d+)?\.(?:com|net))$"
+)
+
+
+def file_host_refusal(url: str, base_url: str) -> str:
+    """Why `url` may not be fetched as a HubSpot file ("" when it may).
+
+    Allowed: https on a HubSpot file host (`_HUBSPOT_FILE_HOST`), or the exact origin
+    (scheme, host, port) of `base_url`, the API this client talks to: the sandbox serves its
+    files from itself. Everything else is refused: another port of the same machine (the
+    gateway's own /status), plain http, user info in the URL, a bare IP.
+    """
+    try:
+        u, base = yarl.URL(url), yarl.URL(base_url)
+    except (ValueError, TypeError):
+        return "not a URL"
+    if not u.is_absolute() or u.user or u.password:
+        return "not an absolute URL, or one with user info"
+    if (u.scheme, u.host, u.port) == (base.scheme, base.host, base.port):
+        return ""
+    host = (u.host or "").lower().rstrip(".")
+    if u.scheme != "https" or not _HUBSPOT_FILE_HOST.match(host):
+        return f"{u.scheme}://{host}:{u.port} is not one of HubSpot's file hosts"
+    return ""
 
 
 class HubSpotClient:
@@ -255,18 +288,38 @@ class HubSpotClient:
                     data = raw.decode("utf-8", "replace")[:2000]
             return resp.status, resp.headers, data
 
-    async def download(self, url: str, *, limit: int) -> bytes:
-        """A file behind a (signed) URL, without our token: the URL may be a CDN's."""
-        try:
-            async with self._http().get(url) as resp:
-                if resp.status >= 400:
-                    raise HubSpotError.from_response(resp.status, None, "GET", url.split("?")[0])
-                data = await resp.content.read(limit + 1)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise HubSpotTransientError(0, f"download failed: {exc}", method="GET") from exc
-        if len(data) > limit:
-            raise HubSpotPermanentError(413, f"attachment larger than {limit} bytes")
-        return data
+    async def download(self, url: str, *, limit: int, redirects: int = 3) -> bytes:
+        """A file behind a signed URL from HubSpot's Files API, without our token.
+
+        Only `file_host_allowed` URLs are fetched: https on HubSpot's hosts, or this client's
+        own origin (the sandbox). Redirects are followed by hand, at most `redirects`, each
+        target checked the same way, so a URL can never lead to another host. `limit` is in
+        bytes: a file larger (by Content-Length or by what arrives) raises
+        HubSpotPermanentError 413; a refused URL raises HubSpotPermanentError 0 (nothing is
+        requested); network errors HubSpotTransientError.
+        """
+        for _ in range(redirects + 1):
+            refused = file_host_refusal(url, self.base_url)
+            if refused:
+                raise HubSpotPermanentError(0, f"refusing to fetch a file: {refused}")
+            try:
+                async with self._http().get(url, allow_redirects=False) as resp:
+                    if 300 <= resp.status < 400 and "Location" in resp.headers:
+                        url = str(resp.url.join(yarl.URL(resp.headers["Location"])))
+                        continue
+                    if resp.status >= 300:
+                        raise HubSpotError.from_response(
+                            resp.status, None, "GET", url.split("?")[0]
+                        )
+                    if (resp.content_length or 0) > limit:
+                        raise HubSpotPermanentError(413, f"attachment larger than {limit} bytes")
+                    data = await resp.content.read(limit + 1)
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                raise HubSpotTransientError(0, f"download failed: {exc}", method="GET") from exc
+            if len(data) > limit:
+                raise HubSpotPermanentError(413, f"attachment larger than {limit} bytes")
+            return data
+        raise HubSpotPermanentError(0, f"refusing to fetch a file: more than {redirects} redirects")
 
     # -- small conveniences --------------------------------------------------------------
 

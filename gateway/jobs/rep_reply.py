@@ -20,7 +20,7 @@ from typing import Any
 from gateway.errors import Deferred
 from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
-from gateway.hubspot.errors import HubSpotError
+from gateway.hubspot.errors import HubSpotAuthError, HubSpotError, HubSpotPermanentError
 from gateway.jobs.handoff import HandoffRunner
 from gateway.jobs.send_reply import DeliveryExpired, Outbound, Reply
 from gateway.mail.compose import OutgoingAttachment
@@ -106,7 +106,23 @@ class ReplyRunner:
             log.info("HubSpot message %s not delivered: %s", mid, reason)
             return
         body, body_format, text = await self._body(msg, thread_id, mid)
-        attachments = await self._attachments(msg)
+        try:
+            attachments = await self._attachments(msg)
+        except HubSpotAuthError:
+            raise  # the token or its scopes: a person fixes it, then the job retries
+        except HubSpotPermanentError as exc:
+            # a file HubSpot will not give us: the reply is not mailed without it
+            error = str(exc)[:500]
+            await self.store.write(lambda db: rs.set_outcome(db, mid, f"failed: {error}"))
+            await report_failure(
+                self.client,
+                self.handoff,
+                mid,
+                thread_id,
+                error,
+                "could not send this reply with its file",
+            )
+            return
         actor = author_actor(msg)
         name = author_name(msg)
         email = await self._actor_email(actor)
@@ -158,19 +174,32 @@ class ReplyRunner:
         return text, "text", ""
 
     async def _attachments(self, msg: dict[str, Any]) -> tuple[OutgoingAttachment, ...]:
-        """The rep's files, fetched from HubSpot (signed URLs), within the mail size budget."""
+        """The rep's files, fetched by file id through HubSpot's Files API, within the mail
+        size budget (ATTACHMENT_BUDGET bytes for all of them).
+
+        Never from a URL in the message (a webhook body is not a source of URLs to fetch):
+        each file's signed URL comes from GET /files/2026-03/files/{fileId}/signed-url
+        (hubspot-sdk ``files.file_assets.get_signed_url`` -> ``SignedURL``), and the download
+        itself only goes to HubSpot's hosts (HubSpotClient.download). A file id that is not
+        HubSpot's (digits) or that HubSpot refuses raises HubSpotPermanentError.
+        Source: https://developers.hubspot.com/docs/api-reference/2026-03/files/guide
+        """
         out: list[OutgoingAttachment] = []
         budget = ATTACHMENT_BUDGET
         for att in msg.get("attachments") or []:
             if att.get("type") != "FILE" or not att.get("fileId"):
                 continue
-            url = att.get("url")
-            if not url:
-                signed = await self.client.get(api.path("file_signed_url", file_id=att["fileId"]))
-                url = signed.get("url")
-            data = await self.client.download(str(url), limit=budget)
+            file_id = str(att["fileId"])
+            if not file_id.isdigit() or len(file_id) > 20:
+                raise HubSpotPermanentError(0, f"not a HubSpot file id: {file_id[:40]!r}")
+            signed = await self.client.get(api.path("file_signed_url", file_id=file_id))
+            if int(signed.get("size") or 0) > budget:
+                raise HubSpotPermanentError(
+                    413, f"file {file_id} is larger than the {ATTACHMENT_BUDGET} bytes a mail takes"
+                )
+            data = await self.client.download(str(signed.get("url") or ""), limit=budget)
             budget -= len(data)
-            name = str(att.get("name") or f"attachment-{att['fileId']}")
+            name = str(att.get("name") or _signed_name(signed) or f"attachment-{file_id}")
             mime = str(att.get("mimeType") or mimetypes.guess_type(name)[0] or "")
             out.append(OutgoingAttachment(name, mime or "application/octet-stream", data))
         return tuple(out)
@@ -220,3 +249,9 @@ class ReplyRunner:
             except HubSpotError as exc:
                 log.warning("polling HubSpot for replies failed: %s", exc)
             await asyncio.sleep(interval)
+
+
+def _signed_name(signed: dict[str, Any]) -> str:
+    """The file name a SignedURL answer gives (``name`` and ``extension``), or ""."""
+    name, ext = str(signed.get("name") or ""), str(signed.get("extension") or "")
+    return f"{name}.{ext}" if name and ext else name

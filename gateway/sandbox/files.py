@@ -17,8 +17,12 @@ Source of the endpoint: https://developers.hubspot.com/docs/api-reference/files-
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import mimetypes
+import secrets
+import time
 from typing import Any
 
 import aiohttp
@@ -149,14 +153,43 @@ async def get_handler(request: web.Request) -> web.Response:
     return json_response(file_view(_record(request), _public_base(request)))
 
 
+# GET .../signed-url query: expirationSeconds (default 3600, at most 6 hours), size (an image
+# rendition), upscale. hubspot-sdk ``types/files/file_asset_get_signed_url_params.py``;
+# the limits are from HubSpot's reference for the endpoint.
+SIGNED_DEFAULT_SECONDS = 3600
+SIGNED_MAX_SECONDS = 6 * 3600
+SIGNED_SIZES = frozenset({"icon", "medium", "preview", "thumb"})
+SIGNING_KEY = web.AppKey("files_signing_key", bytes)
+
+
+def _signature(key: bytes, file_id: str, expires: int) -> str:
+    return hmac.new(key, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
 async def signed_url_handler(request: web.Request) -> web.Response:
+    """HubSpot's ``SignedURL``: a URL anyone can use until ``expiresAt`` (hubspot-sdk
+    ``types/files/signed_url.py``). Here the URL carries ``expires`` (unix seconds) and an
+    HMAC ``signature`` that the download checks; a bad query is HubSpot's 400."""
     require(request, "files")
     record = _record(request)
+    q = request.query
+    try:
+        seconds = int(q.get("expirationSeconds", SIGNED_DEFAULT_SECONDS))
+    except ValueError as exc:
+        raise bad_request("expirationSeconds must be an integer") from exc
+    if not 1 <= seconds <= SIGNED_MAX_SECONDS:
+        raise bad_request(f"expirationSeconds must be between 1 and {SIGNED_MAX_SECONDS}")
+    if "size" in q and q["size"] not in SIGNED_SIZES:
+        raise bad_request(f"size must be one of {sorted(SIGNED_SIZES)}")
+    if q.get("upscale", "false") not in ("true", "false"):
+        raise bad_request("upscale must be true or false")
+    expires = int(time.time()) + seconds
+    signature = _signature(request.app[SIGNING_KEY], record["id"], expires)
     view = file_view(record, _public_base(request))
     return json_response(
         {
-            "url": view["url"],
-            "expiresAt": iso(),
+            "url": f"{view['url']}?expires={expires}&signature={signature}",
+            "expiresAt": iso(expires * 1000),
             "name": record["name"],
             "extension": record["extension"],
             "type": record["type"],
@@ -166,8 +199,19 @@ async def signed_url_handler(request: web.Request) -> web.Response:
 
 
 async def download_handler(request: web.Request) -> web.Response:
-    """The public file URL (no auth, like HubSpot's CDN links)."""
+    """The file's URL, without auth like HubSpot's CDN links; a signed URL (``expires`` and
+    ``signature`` in the query) is refused with 403 once expired or when altered."""
     record = _record(request)
+    if "signature" in request.query or "expires" in request.query:
+        try:
+            expires = int(request.query.get("expires", ""))
+        except ValueError:
+            expires = 0
+        good = _signature(request.app[SIGNING_KEY], record["id"], expires)
+        if expires < time.time() or not hmac.compare_digest(
+            good, request.query.get("signature", "")
+        ):
+            raise ApiError(403, "This signed URL has expired or is not valid", "FORBIDDEN")
     mime = record["_mime"].split(";")[0]
     return web.Response(body=base64.b64decode(record["_data"]), content_type=mime)
 
@@ -178,3 +222,4 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_get(base + "/{file_id}", get_handler)
         app.router.add_get(base + "/{file_id}/signed-url", signed_url_handler)
     app.router.add_get("/_sandbox/files/{file_id}/{name}", download_handler)
+    app[SIGNING_KEY] = secrets.token_bytes(32)
