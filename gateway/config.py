@@ -546,6 +546,25 @@ class ImapAccount:
 
 
 @dataclass(frozen=True)
+class SenderSettings:
+    """Who takes part in a conversation (issue 16 item 1); whom a form mail is from (14.3)."""
+
+    trusted_domains: list[str] = _key(
+        "Sender domains never treated as outside senders (a company's own domain): their mail "
+        "on a conversation's thread counts as a participant's.",
+        [],
+        "domains",
+    )
+    form_senders: list[str] = _key(
+        "Web forms and noreply mailers (addresses, or domains as @shop.example) whose mail "
+        "belongs to its single Reply-To address; the usual signs (noreply-like local parts, "
+        "form-mailer X-Mailer) are recognised without listing.",
+        [],
+        "senders",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: GatewaySettings
     smtp: SmtpSettings
@@ -555,6 +574,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     signatures: SignatureSettings = field(default_factory=SignatureSettings)
     assistant: AssistantSettings = field(default_factory=AssistantSettings)
+    senders: SenderSettings = field(default_factory=SenderSettings)
     imap: tuple[ImapAccount, ...] = ()
     source: Path | None = None
 
@@ -572,6 +592,7 @@ SECTIONS: dict[str, type] = {
     "relay": RelaySettings,
     "signatures": SignatureSettings,
     "assistant": AssistantSettings,
+    "senders": SenderSettings,
 }
 # Sections that are arrays of tables ([[imap]]): each table is built like a section.
 ARRAYS: dict[str, type] = {"imap": ImapAccount}
@@ -685,6 +706,25 @@ def _check_addresses(v: Any, **_: Any) -> list[str]:
     return out
 
 
+def _check_senders(v: Any, **_: Any) -> list[str]:
+    """Addresses (kept as their comparison key) and "@domain" entries, for [senders]."""
+    if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+        raise ValueError('expected a list of addresses or "@domain" strings')
+    out = []
+    for a in v:
+        if a.startswith("@"):
+            try:
+                out.append("@" + _check_hostname(a[1:]))
+            except ValueError:
+                raise _BadItem(a, 'is not "@" and a domain name such as @forms.example') from None
+            continue
+        checked = checked_email(a)
+        if checked is None:
+            raise _BadItem(a, 'is neither an email address nor "@domain"')
+        out.append(address_key(checked))
+    return out
+
+
 def _check_domains(v: Any, **_: Any) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(d, str) for d in v):
         raise ValueError("expected a list of domain names")
@@ -739,6 +779,7 @@ _CHECKS: dict[str, Callable[..., Any]] = {
     "str": _check_str,
     "addresses": _check_addresses,
     "domains": _check_domains,
+    "senders": _check_senders,
     "signatures": _check_signatures,
     "strings": _check_strings,
     "date": _check_date,

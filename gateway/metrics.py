@@ -90,6 +90,14 @@ class _Snapshot(Collector):
         for state, n in sorted(stored.deliveries.items()):
             deliveries.add_metric([state], n)
         yield deliveries
+        handoffs = GaugeMetricFamily(
+            f"{PREFIX}_handoffs",
+            "Handoffs to HubSpot by state (done, pending, retrying, failed).",
+            labels=["state"],
+        )
+        for state in sorted({"done", "pending", "retrying", "failed"} | set(stored.handoffs)):
+            handoffs.add_metric([state], stored.handoffs.get(state, 0))
+        yield handoffs
 
         gate = src.smtp
         replies = CounterMetricFamily(

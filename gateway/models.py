@@ -60,10 +60,21 @@ MAILING_LIST = "mailing_list"
 OWN_MAIL = "own_mail"
 NOREPLY = "noreply"
 FORWARDING_CONFIRMATION = "forwarding_confirmation"
+# Set when recording (store/mail.py): joined a conversation by headers from a non-participant.
+OUTSIDE_SENDER = "outside_sender"
 
 # Annotations that forbid automatic answers and automatic handoffs.
 NO_AUTOMATION = frozenset(
-    {AUTO_REPLY, OUT_OF_OFFICE, BOUNCE, MAILING_LIST, OWN_MAIL, NOREPLY, FORWARDING_CONFIRMATION}
+    {
+        AUTO_REPLY,
+        OUT_OF_OFFICE,
+        BOUNCE,
+        MAILING_LIST,
+        OWN_MAIL,
+        NOREPLY,
+        FORWARDING_CONFIRMATION,
+        OUTSIDE_SENDER,
+    }
 )
 
 

@@ -129,6 +129,8 @@ class Gateway:
             ctx = multiprocessing.get_context("forkserver")
             self.parse_pool = ProcessPoolExecutor(s.worker.parse_processes, mp_context=ctx)
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
+        processor.form_senders = frozenset(s.senders.form_senders)
+        processor.trusted_domains = frozenset(s.senders.trusted_domains)
         processor.executor = self.parse_pool
         self.processor = processor
         self.metrics = metrics = Metrics()

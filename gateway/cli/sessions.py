@@ -62,6 +62,8 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
         click.echo()
         arrow = "<-" if m["direction"] == "in" else "->"
         who = f"{m['sender_name']} <{m['sender']}>" if m["sender_name"] else m["sender"]
+        if "outside_sender" in m["annotations"]:
+            who += "  [outside sender: not a participant]"
         click.echo(f"{arrow} {m['time']}  {who}")
         click.echo(f"   subject: {m['subject']}")
         if m["annotations"]:

@@ -53,6 +53,8 @@ from gateway.pipeline.handoff import (
     fallback_summary,
     files_to_upload,
     marker,
+    outside_comment,
+    outside_sender,
     ticket_properties,
     transcript_html,
 )
@@ -206,7 +208,10 @@ class HandoffRunner:
         """
         email = conv["customer_email"]
         if not email:
-            raise PermanentError(f"conversation {conv['id']} has no customer address")
+            # no address of the mail validated: a person still gets it, without a contact;
+            # the note and comment say why (pipeline.handoff.requester_notes)
+            log.warning("conversation %s has no valid customer address: no contact", conv["id"])
+            return ""
         try:
             created = await self.client.post(
                 api.path("contact_create"),
@@ -269,7 +274,40 @@ class HandoffRunner:
             msg["left_out"] = left_out
         if not thread_id:
             raise TransientError("HubSpot returned no conversationsThreadId yet")
+        first_outside = next((m for m in conv["messages"] if outside_sender(m)), None)
+        if first_outside is not None and first_outside["hubspot_message_id"]:
+            await self._outside_comment(conv, thread_id, first_outside)
         return thread_id
+
+    async def _outside_comment(
+        self, conv: dict[str, Any], thread_id: str, msg: dict[str, Any]
+    ) -> None:
+        """An internal comment on the thread at the first outside sender's mail of the
+        conversation, once: kv `outside-comment:<id>` holds "attempted", then the comment id;
+        a retry after an attempt looks for the comment's marker before posting again."""
+        key = f"outside-comment:{conv['id']}"
+        done = await self.store.read(lambda db: kv_get(db, key))
+        if done and done != "attempted":
+            return
+        found = await self._find_comment(thread_id, marker(conv, "outside")) if done else ""
+        if not found:
+            await self.store.write(lambda db: kv_set(db, key, "attempted"))
+            found = await self._post_comment(thread_id, outside_comment(conv, msg))
+        await self.store.write(lambda db: kv_set(db, key, found))
+
+    async def _find_comment(self, thread_id: str, tag: str) -> str:
+        """The id of the thread's comment that carries `tag`, or ""."""
+        path = api.path("thread_messages_list", thread_id=thread_id)
+        page = await self.client.get(path, params={"limit": 100, "sort": "-createdAt"})
+        for m in page.get("results", []):
+            if m.get("type") == "COMMENT" and tag in (m.get("text") or ""):
+                return str(m["id"])
+        return ""
+
+    async def _post_comment(self, thread_id: str, text: str) -> str:
+        path = api.path("thread_messages_list", thread_id=thread_id)
+        body = {"type": "COMMENT", "text": text, "richText": _rich(text), "attachments": []}
+        return str((await self.client.post(path, body))["id"])
 
     async def _upload_files(self, msg: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         """The customer's attachments into HubSpot's Files API, for the published message.
@@ -365,9 +403,8 @@ class HandoffRunner:
             unique_value=key,
             static=self.settings.ticket_properties,
         )
-        associations = [
-            {"to": {"id": contact_id}, "types": [{**ASSOC, "associationTypeId": TICKET_TO_CONTACT}]}
-        ]
+        to_contact = {**ASSOC, "associationTypeId": TICKET_TO_CONTACT}
+        associations = [{"to": {"id": contact_id}, "types": [to_contact]}] if contact_id else []
         body = {"properties": props, "associations": associations}
         try:
             created = await self.client.post(api.path("ticket_create"), body)
@@ -453,18 +490,12 @@ class HandoffRunner:
         return None
 
     async def _comment(self, conv: dict[str, Any], h: dict[str, Any], text: str) -> str:
-        tag = marker(conv, "comment")
-        path = api.path("thread_messages_list", thread_id=h["thread_id"])
         if h["comment_attempted"]:
-            page = await self.client.get(path, params={"limit": 100, "sort": "-createdAt"})
-            for m in page.get("results", []):
-                if m.get("type") == "COMMENT" and tag in (m.get("text") or ""):
-                    return str(m["id"])
+            found = await self._find_comment(h["thread_id"], marker(conv, "comment"))
+            if found:
+                return found
         await self._record(conv["id"], comment_attempted=1)
-        created = await self.client.post(
-            path, {"type": "COMMENT", "text": text, "richText": _rich(text), "attachments": []}
-        )
-        return str(created["id"])
+        return await self._post_comment(h["thread_id"], text)
 
     async def _reopen_if_closed(self, conv: dict[str, Any], ids: HubSpotIds, h: dict) -> None:
         if not h["ticket_id"]:

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from gateway.errors import TransientError
 from gateway.mail.parse import parse_mail
-from gateway.models import Job, ParsedMail
+from gateway.models import NOREPLY, OUTSIDE_SENDER, Job, ParsedMail
 from gateway.pipeline.classify import classify
-from gateway.pipeline.conversations import thread_lookups
+from gateway.pipeline.conversations import requester, thread_lookups
 from gateway.store.db import Store
 from gateway.store.intake import load_raw
 from gateway.store.mail import Recorded, quarantine, record_mail
@@ -65,6 +65,9 @@ class MailProcessor:
     # Where parsing runs: a process pool keeps its CPU (regexes hold the GIL for tens of ms on
     # a long mail) away from the event loop that answers SMTP; None = the default thread pool.
     executor: Executor | None = None
+    # [senders]: form mailers (addresses, "@domain") and trusted sender domains
+    form_senders: frozenset[str] = frozenset()
+    trusted_domains: frozenset[str] = frozenset()
 
     async def __call__(self, job: Job) -> None:
         raw_id = job.payload["raw_id"]
@@ -108,6 +111,12 @@ class MailProcessor:
         lookups = thread_lookups(
             parsed, recipients=rcpts, secret=self.secret, hostname=self.hostname
         )
+        who = requester(
+            parsed, form_senders=self.form_senders, support=self.support_addresses | {mailbox}
+        )
+        annotations = annotations | who.annotations
+        if who.via:  # a noreply form mailer writing for a customer: the customer is no robot
+            annotations = annotations - {NOREPLY}
         recorded = await self.store.write(
             lambda db: record_mail(
                 db,
@@ -117,6 +126,17 @@ class MailProcessor:
                 annotations=annotations,
                 lookups=lookups,
                 support_addresses=self.support_addresses,
+                customer=who.address,
+                customer_shown=who.shown,
+                trusted_domains=self.trusted_domains,
             )
         )
+        if recorded.outside_sender:
+            log.warning(
+                "mail %s joined conversation %s from an outside sender (%s): kept, not answered",
+                raw_id,
+                recorded.conversation_id,
+                recorded.matched_by,
+            )
+            annotations = annotations | {OUTSIDE_SENDER}
         return recorded, annotations

@@ -80,6 +80,11 @@ KEPT_HEADERS = frozenset(
         "x-ms-exchange-organization-scl",
         "feedback-id",
         "x-feedback-id",
+        # the requester (pipeline/conversations.py): a form mailer's signs, the Reply-To list
+        # and a From that did not validate, shown as it was written
+        "from",
+        "reply-to",
+        "x-php-originating-script",
     }
 )
 

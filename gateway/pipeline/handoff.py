@@ -10,7 +10,9 @@ import html
 import re
 from typing import Any
 
+from gateway.models import OUTSIDE_SENDER
 from gateway.pipeline.assistant import EscalationFacts, handoff_comment
+from gateway.pipeline.conversations import REQUESTER_REPLY_TO, SENDER_UNVALIDATED
 
 NOTE_LIMIT = 60000  # hs_note_body holds 65,536 characters
 TEXT_LIMIT = 30000  # a channel message's text; HubSpot truncates long ones anyway
@@ -47,11 +49,73 @@ def contact_properties(email: str, name: str) -> dict[str, str]:
     return props
 
 
+UNKNOWN_ADDRESS = "unknown-sender@invalid"  # RFC 2606's .invalid: never a real mailbox
+_ADDR_SPEC = re.compile(r"[^\s<>@\"(),;:]+@[^\s<>@\"(),;:]+")
+
+
 def _party(name: str, email: str) -> dict[str, Any]:
+    """A sender or recipient of a channel message. HubSpot needs a delivery identifier even
+    when no address validated (a `.local` shop server): then the address as written when it
+    looks like one, else UNKNOWN_ADDRESS (UNVERIFIED whether HubSpot checks the value)."""
+    if not email:
+        found = _ADDR_SPEC.search(name or "")
+        email = found.group(0)[:254] if found else UNKNOWN_ADDRESS
     return {
         "name": name or email,
         "deliveryIdentifier": {"type": "HS_EMAIL_ADDRESS", "value": email},
     }
+
+
+def outside_sender(msg: dict[str, Any]) -> bool:
+    """Whether a stored mail joined its conversation from a non-participant (store/mail.py)."""
+    return OUTSIDE_SENDER in (msg.get("annotations") or [])
+
+
+def outside_line(msg: dict[str, Any]) -> str:
+    """The warning a rep reads on an outside sender's mail."""
+    who = msg.get("sender_email") or "an unknown address"
+    return (
+        f"Outside sender: {who} is not a participant of this conversation (not the customer, "
+        "not in To/Cc of its mails). Replies still go only to the customer."
+    )
+
+
+def outside_comment(conv: dict[str, Any], msg: dict[str, Any]) -> str:
+    """The internal comment on the first outside sender's mail of a conversation."""
+    return "\n".join(
+        [
+            outside_line(msg),
+            "Its mail threaded by its headers (In-Reply-To/References): anyone who saw a mail "
+            "of this thread can do that. Check before acting on what it asks.",
+            marker(conv, "outside"),
+        ]
+    )
+
+
+def requester_notes(conv: dict[str, Any]) -> list[str]:
+    """What the note and comment say about whom the conversation belongs to: a form
+    mailer's Reply-To taken as the customer, a sender address that did not validate."""
+    first = next((m for m in conv["messages"] if m["direction"] == "in"), None) or {}
+    notes = []
+    annotations = first.get("annotations") or []
+    if REQUESTER_REPLY_TO in annotations:
+        notes.append(
+            f"The customer is the Reply-To address ({conv['customer_email']}) of a web form or "
+            f"noreply mailer's mail, sent by {first.get('sender_email') or 'unknown'}."
+        )
+    if SENDER_UNVALIDATED in annotations or not conv["customer_email"]:
+        shown = conv.get("customer_name") or "(no From)"
+        if conv["customer_email"]:
+            notes.append(
+                f"The sender's From address did not validate; the customer's address "
+                f"{conv['customer_email']} is the best one the mail had (Reply-To or envelope)."
+            )
+        else:
+            notes.append(
+                f"No address of this mail validates (From: {shown}): handed off without a "
+                "contact, and a reply cannot be mailed. Reach the customer another way."
+            )
+    return notes
 
 
 def publish_key(conv: dict[str, Any], msg: dict[str, Any]) -> str:
@@ -89,11 +153,16 @@ def channel_message(
     customer = _party(conv.get("customer_name") or "", conv["customer_email"])
     support = _party(support_name, conv["mailbox"])
     incoming = msg["direction"] == "in"
-    if incoming:
-        customer = _party(
-            msg.get("sender_name") or "", msg["sender_email"] or conv["customer_email"]
-        )
     text = (msg.get("new_text") or msg.get("text") or "").strip() or "(no text)"
+    if incoming and outside_sender(msg):
+        name = msg.get("sender_name") or msg["sender_email"] or "unknown"
+        customer = _party(f"{name} (outside sender)", msg["sender_email"])
+        text = outside_line(msg) + "\n\n" + text
+    elif incoming and REQUESTER_REPLY_TO not in (msg.get("annotations") or []):
+        # a form mailer's mail is the customer's (whose Reply-To it was): kept as customer
+        email = msg["sender_email"] or conv["customer_email"]
+        name = msg.get("sender_name") or ("" if email else conv.get("customer_name") or "")
+        customer = _party(name, email)
     if left_out:
         text = text[: TEXT_LIMIT - 2000] + "\n\n" + "\n".join(map(left_out_line, left_out))
     body: dict[str, Any] = {
@@ -197,13 +266,19 @@ def ticket_properties(
 
 def transcript_html(conv: dict[str, Any]) -> str:
     """The whole exchange for the ticket's note, oldest first, every value escaped."""
+    customer = conv["customer_email"] or conv.get("customer_name") or "an unknown sender"
     out = [
         f"<p><b>Email conversation {html.escape(conv['token'])}</b> with "
-        f"{html.escape(conv['customer_email'])}: {html.escape(conv['subject'])}</p>"
+        f"{html.escape(customer)}: {html.escape(conv['subject'])}</p>"
     ]
+    out += [f"<p><i>{html.escape(note)}</i></p>" for note in requester_notes(conv)]
     for m in conv["messages"]:
         who = m.get("author") if m["direction"] == "out" else m.get("sender_email")
         arrow = "customer" if m["direction"] == "in" else "support"
+        if m["direction"] == "in" and outside_sender(m):
+            arrow = "outside sender, not a participant"
+        elif REQUESTER_REPLY_TO in (m.get("annotations") or []):
+            who = f"{conv['customer_email']} (via {who})"
         text = html.escape((m.get("text") or "").strip()).replace("\n", "<br>")
         out.append(
             f"<hr><p><i>{html.escape(m['created_at'])} · {arrow} · {html.escape(who or '')}"
@@ -219,4 +294,11 @@ def transcript_html(conv: dict[str, Any]) -> str:
 def comment_text(conv: dict[str, Any], facts: EscalationFacts, *, trigger: str) -> str:
     """The internal comment: the assistant's wording (reason, sentiment, language, session),
     who triggered the handoff, and our marker so a retry can find it."""
-    return "\n".join([handoff_comment(facts), f"Triggered by: {trigger}", marker(conv, "comment")])
+    return "\n".join(
+        [
+            handoff_comment(facts),
+            *requester_notes(conv),
+            f"Triggered by: {trigger}",
+            marker(conv, "comment"),
+        ]
+    )

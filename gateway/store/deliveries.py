@@ -107,7 +107,8 @@ def thread_context(db: Database, conversation_id: int) -> Conversation:
     """What a reply needs of its conversation, its parent above all.
 
     The parent is the customer's last mail in the conversation (a rep's second reply in a
-    row answers the customer again, it is not a reply to our first). Following RFC 5322
+    row answers the customer again, it is not a reply to our first; an outside sender's mail
+    is never the parent, store/mail.py). Following RFC 5322
     §3.6.4, the reply's In-Reply-To is the parent's Message-ID and its References are the
     parent's References, or, when it has none, its In-Reply-To if that holds exactly one id,
     followed by the parent's Message-ID (compose.thread_ids appends that, drops invalid ids
@@ -124,7 +125,8 @@ def thread_context(db: Database, conversation_id: int) -> Conversation:
         raise NotFound(f"conversation {conversation_id} does not exist")
     parent = db.execute(
         "SELECT message_id, in_reply_to, references_ FROM messages "
-        "WHERE conversation_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1",
+        "WHERE conversation_id = ? AND direction = 'in' "
+        "AND COALESCE(annotations, '') NOT LIKE '%\"outside_sender\"%' ORDER BY id DESC LIMIT 1",
         [conversation_id],
     ).fetchone()
     ancestors: list[str] = []

@@ -191,3 +191,44 @@ def handoff_job_dead(db: Database, conversation_id: int) -> bool:
             [f"handoff:{conversation_id}"],
         ).fetchone()
     )
+
+
+# A handoff as operators see it (`status`, `sessions show`, /metrics): its recorded state,
+# unless its job says more: 'failed' once the job is dead (a person must `retry` it),
+# 'retrying' while the job waits after an error; the error is the job's last one. A handoff
+# is never shown as "pending" while its job is dead.
+_HANDOFF_VIEW = (
+    "SELECT h.conversation_id AS conversation_id, "
+    "CASE WHEN h.state = 'done' THEN 'done' WHEN j.state = 'dead' THEN 'failed' "
+    "WHEN COALESCE(j.last_error, '') != '' THEN 'retrying' ELSE h.state END AS state, "
+    "CASE WHEN h.state = 'done' THEN h.last_error "
+    "ELSE COALESCE(NULLIF(j.last_error, ''), h.last_error) END AS error, "
+    "h.updated_at AS at "
+    "FROM handoffs h LEFT JOIN jobs j ON j.dedupe_key = 'handoff:' || h.conversation_id"
+)
+
+
+def handoff_states(db: Database) -> dict[str, int]:
+    """Handoffs by state as operators see them: done, pending, retrying, failed -> count."""
+    return dict(
+        db.execute(f"SELECT state, COUNT(*) FROM ({_HANDOFF_VIEW}) GROUP BY state").fetchall()
+    )
+
+
+def handoff_outcome(db: Database, conversation_id: int) -> tuple[str, str | None] | None:
+    """(state as operators see it, last error) of one conversation's handoff, or None."""
+    row = db.execute(
+        f"SELECT state, error FROM ({_HANDOFF_VIEW}) WHERE conversation_id = ?",
+        [conversation_id],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def failed_handoffs(db: Database, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest failed handoffs: [{session, error, at}], at most `limit`."""
+    rows = db.execute(
+        f"SELECT conversation_id, error, at FROM ({_HANDOFF_VIEW}) WHERE state = 'failed' "
+        "ORDER BY at DESC, conversation_id DESC LIMIT ?",
+        [limit],
+    )
+    return [{"session": c, "error": e, "at": a} for c, e, a in rows.fetchall()]

@@ -3,6 +3,12 @@
 `record_mail` runs inside the single writer's transaction, so finding the conversation and
 writing the message cannot race with another mail of the same thread: two replies processed
 at once still land in one conversation.
+
+Participants (issue 16 item 1): the customer, and every address in From/To/Cc of the mails
+that participants sent (support addresses left out). A mail that joins a conversation from
+anyone else (a stranger who learnt a Message-ID of the thread) is kept and threaded, but
+marked `outside_sender` and adds nobody: not its sender, not its To/Cc. Senders of a trusted
+domain (`[senders] trusted_domains`) count as participants.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ from dataclasses import asdict, dataclass
 from sqlite_utils import Database
 
 from gateway.addresses import address_key
-from gateway.mail.ids import new_token, normalise_subject
-from gateway.models import Lookup, ParsedMail
+from gateway.mail.ids import mailbox_and_token, new_token, normalise_subject
+from gateway.models import OUTSIDE_SENDER, Address, Lookup, ParsedMail
 from gateway.store.db import inserted_id, now_iso
 
 
@@ -25,6 +31,26 @@ class Recorded:
     new_conversation: bool
     matched_by: str  # the threading step that matched, or "new"
     already_done: bool = False
+    outside_sender: bool = False  # joined by headers from a non-participant (never automated)
+
+
+def is_participant(
+    db: Database, conversation_id: int, email: str, trusted_domains: frozenset[str] = frozenset()
+) -> bool:
+    """Whether `email` takes part in the conversation: a participant row, or a sender of a
+    trusted domain (or a subdomain of one)."""
+    key = address_key(email)
+    if not key:
+        return False
+    domain = key.rpartition("@")[2]
+    if any(domain == d or domain.endswith("." + d) for d in trusted_domains):
+        return True
+    return bool(
+        db.execute(
+            "SELECT 1 FROM participants WHERE conversation_id = ? AND email = ?",
+            [conversation_id, key],
+        ).fetchone()
+    )
 
 
 def find_conversation(
@@ -43,13 +69,7 @@ def find_conversation(
             ).fetchone()
         if row is None:
             continue
-        if (
-            lk.needs_participant
-            and not db.execute(
-                "SELECT 1 FROM participants WHERE conversation_id = ? AND email = ?",
-                [row[0], address_key(sender)],
-            ).fetchone()
-        ):
+        if lk.needs_participant and not is_participant(db, row[0], sender):
             continue  # a quoted ticket number from a stranger does not open the door
         return row[0], lk.step
     return None
@@ -64,9 +84,16 @@ def record_mail(
     annotations: frozenset[str],
     lookups: list[Lookup],
     support_addresses: frozenset[str] = frozenset(),
+    customer: Address | bool | None = True,
+    customer_shown: str = "",
+    trusted_domains: frozenset[str] = frozenset(),
 ) -> Recorded:
     """Write the message and its conversation (new or found) in the caller's transaction.
 
+    `customer`: whom the mail belongs to (pipeline.conversations.requester; True = its
+    sender); a new conversation takes it as its customer, and a found one checks it against
+    the participants (see the module docstring). `customer_shown` is the sender as written
+    when no address validated, kept as the customer's name so a person can tell who it was.
     Idempotent: a raw mail that already has its message returns that message unchanged.
     """
     done = db.execute(
@@ -76,11 +103,16 @@ def record_mail(
         return Recorded(done[1], done[0], False, "already recorded", already_done=True)
 
     sender = mail.sender.email if mail.sender else ""
+    who = mail.sender if customer is True else customer if isinstance(customer, Address) else None
     ts = now_iso()
-    found = find_conversation(db, mailbox, lookups, sender)
+    found = find_conversation(db, mailbox, lookups, who.email if who else "")
+    outside = False
     if found:
         conv_id, matched_by = found
         new = False
+        outside = not is_participant(db, conv_id, who.email if who else "", trusted_domains)
+        if outside:
+            annotations = annotations | {OUTSIDE_SENDER}
     else:
         new, matched_by = True, "new"
         cur = db.execute(
@@ -91,8 +123,8 @@ def record_mail(
                 new_token(),
                 mailbox,
                 normalise_subject(mail.subject) or "(no subject)",
-                sender,
-                mail.sender.name if mail.sender else "",
+                who.email if who else "",
+                (who.name if who else customer_shown)[:200],
                 ts,
                 ts,
                 ts,
@@ -132,26 +164,38 @@ def record_mail(
         "VALUES (?, ?, ?, 'in')",
         [mailbox, mail.message_id, conv_id],
     )
-    if sender:
-        db.execute(
-            "INSERT OR IGNORE INTO participants (conversation_id, email, role) VALUES (?, ?, ?)",
-            [conv_id, address_key(sender), "customer"],
-        )
-    for addr in mail.cc:
-        key = address_key(addr.email)  # participants hold keys: case never decides a match
-        if key not in support_addresses and key != address_key(mailbox):
-            db.execute(
-                "INSERT OR IGNORE INTO participants (conversation_id, email, role) "
-                "VALUES (?, ?, 'cc')",
-                [conv_id, key],
-            )
+    if not outside:
+        _add_participants(db, conv_id, who, mail, support_addresses | {address_key(mailbox)})
     db.execute(
         "UPDATE conversations SET updated_at = ?, last_message_at = ?, "
         "message_count = message_count + 1 WHERE id = ?",
         [ts, ts, conv_id],
     )
     db.execute("UPDATE raw_mails SET state = 'processed' WHERE id = ?", [raw_id])
-    return Recorded(conv_id, msg_id, new, matched_by)
+    return Recorded(conv_id, msg_id, new, matched_by, outside_sender=outside)
+
+
+def _add_participants(
+    db: Database, conv_id: int, who: Address | None, mail: ParsedMail, support: frozenset[str]
+) -> None:
+    """The mail's customer (role customer) and the other people it was written to (role cc):
+    From, To and Cc, without support addresses (nor their +token forms). Participants hold
+    address keys: case never decides a match. A form mailer whose Reply-To is the customer
+    is not one: it wrote on the customer's behalf."""
+    rows: list[tuple[str, str]] = []
+    if who is not None:
+        rows.append((address_key(who.email), "customer"))
+    if mail.sender is not None and (who is None or mail.sender.email == who.email):
+        rows.append((address_key(mail.sender.email), "customer"))
+    rows += [(address_key(a.email), "cc") for a in mail.to + mail.cc]
+    for key, role in rows:
+        plain = mailbox_and_token(key)[0]
+        if key in support or plain in support:
+            continue
+        db.execute(
+            "INSERT OR IGNORE INTO participants (conversation_id, email, role) VALUES (?, ?, ?)",
+            [conv_id, key, role],
+        )
 
 
 def _attachment_meta(a) -> dict:

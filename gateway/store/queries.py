@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from gateway.errors import NotFound
 from gateway.models import JobKind
+from gateway.store import hubspot as hubspot_store
 from gateway.store import imap_state
 from gateway.store import jobs as jobq
 from gateway.store.db import now_iso
@@ -45,10 +46,8 @@ def status(db: Database) -> dict:
         ],
         "last_delivery": _last_delivery(db),
         "hubspot_budget": _runtime(db, "runtime.hubspot"),
-        "handoffs": {
-            state: n
-            for state, n in db.execute("SELECT state, COUNT(*) FROM handoffs GROUP BY state")
-        },
+        "handoffs": hubspot_store.handoff_states(db),
+        "handoffs_failed": hubspot_store.failed_handoffs(db),
         "quarantined": one("SELECT COUNT(*) FROM quarantine WHERE state = 'held'"),
         "last_mail": (
             {"received_at": last[0], "mailbox": last[1], "envelope_from": last[2]} if last else None
@@ -137,6 +136,10 @@ def show_session(db: Database, conversation_id: int) -> dict:
         if handoff
         else None
     )
+    if out["hubspot"]:  # failed or retrying, with the job's error: never a silent "pending"
+        shown = hubspot_store.handoff_outcome(db, conversation_id)
+        if shown:
+            out["hubspot"]["state"], out["hubspot"]["last_error"] = shown
     out["participants"] = [
         {"email": e, "role": r}
         for e, r in db.execute(

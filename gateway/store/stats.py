@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 
 from gateway.store import jobs as jobq
+from gateway.store.hubspot import handoff_states
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class StoreCounts:
     dead_letters: int = 0  # jobs that failed for good (state 'dead')
     quarantined: int = 0  # mails whose processing failed, held for a retry (state 'held')
     deliveries: dict[str, int] = field(default_factory=dict)  # outgoing replies: state -> rows
+    handoffs: dict[str, int] = field(default_factory=dict)  # state as operators see it -> rows
 
 
 def store_counts(db: Database) -> StoreCounts:
@@ -32,4 +34,5 @@ def store_counts(db: Database) -> StoreCounts:
         dead_letters=one("SELECT COUNT(*) FROM jobs WHERE state = 'dead'"),
         quarantined=one("SELECT COUNT(*) FROM quarantine WHERE state = 'held'"),
         deliveries=dict(db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")),
+        handoffs=handoff_states(db),
     )
