@@ -141,6 +141,13 @@ async def test_outside_sender_is_visible_and_powerless(hgw: Gateway, config_path
     await wait_for(lambda: _count(comments, 1), 15, "the outside-sender comment")
     assert len(await comments()) == 1
 
+    # the rep's next reply answers the customer's mail, never the stranger's
+    await rep_replies(hgw, h["thread_id"], "Your address stays as it is.", "A-301")
+    await wait_for(lambda: len(outbox(hgw)) == 2, 15, "the rep's second reply")
+    (second,) = [m for m in outbox(hgw) if "stays" in m.get_body(("plain",)).get_content()]
+    assert second["In-Reply-To"] == "<h1@customer.test>"
+    assert [a.addr_spec for a in second["To"].addresses] == ["alice@customer.test"]
+
     # the subject token lets in participants only: the stranger gets a conversation of its own
     token = await hgw.store.read(
         lambda db: db.execute("SELECT token FROM conversations WHERE id = ?", [conv]).fetchone()[0]
@@ -156,7 +163,7 @@ async def test_outside_sender_is_visible_and_powerless(hgw: Gateway, config_path
         assert row["conversation_id"] == conv
         assert "outside_sender" not in json.loads(row["annotations"])
     await wait_idle(hgw)
-    assert len(outbox(hgw)) == 1  # nobody was answered automatically
+    assert len(outbox(hgw)) == 2  # nobody was answered automatically
 
     # the subject token still works for a real participant
     mine = make_mail(subject=f"One more thing [#{token}]", message_id="h9@customer.test")
@@ -234,6 +241,19 @@ async def test_unvalidatable_sender_still_reaches_a_person(hgw: Gateway, config_
     shown = cli_json(config_path, "sessions", "show", str(conv))
     assert shown["hubspot"]["state"] == "done"
     assert "sender_unvalidated" in shown["messages"][0]["annotations"]
+
+    # a rep who answers in HubSpot learns that no mail can go out: FAILED, with the reason
+    reply = await rep_replies(hgw, h["thread_id"], "We will call the customer.", "A-301")
+    path = f"/conversations/v3/conversations/threads/{h['thread_id']}/messages/{reply['id']}"
+
+    async def failed() -> bool:
+        m = await api(hgw, "GET", path)
+        return (m.get("status") or {}).get("statusType") == "FAILED"
+
+    await wait_for(failed, 15, "FAILED on the rep's reply")
+    msgs = await thread_messages(hgw, h["thread_id"])
+    assert any("could not mail this reply" in (m.get("text") or "") for m in msgs)
+    assert outbox(hgw) == []
 
 
 async def test_a_handoff_that_cannot_proceed_shows_as_failed(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import Deferred
+from gateway.errors import ComposeError, Deferred
 from gateway.hubspot import api
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.errors import HubSpotAuthError, HubSpotError, HubSpotPermanentError
@@ -143,6 +143,14 @@ class ReplyRunner:
             )
         except DeliveryExpired as exc:
             result = exc.result
+        except ComposeError as exc:
+            # no mail can be built: the customer has no usable address (a sender that did
+            # not validate was handed off without one); the rep hears it, nothing is sent
+            error = str(exc)[:500]
+            await self.store.write(lambda db: rs.set_outcome(db, mid, f"failed: {error}"))
+            what = "could not mail this reply"
+            await report_failure(self.client, self.handoff, mid, thread_id, error, what)
+            return
         if result.ok:
             ids = await self.handoff.ids()
             await self.client.patch(
