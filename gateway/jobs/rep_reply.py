@@ -201,7 +201,8 @@ class ReplyRunner:
             if not file_id.isdigit() or len(file_id) > 20:
                 raise HubSpotPermanentError(0, f"not a HubSpot file id: {file_id[:40]!r}")
             signed = await self.client.get(api.path("file_signed_url", file_id=file_id))
-            if int(signed.get("size") or 0) > budget:
+            size = signed.get("size")
+            if isinstance(size, int) and size > budget:
                 raise HubSpotPermanentError(
                     413, f"file {file_id} is larger than the {ATTACHMENT_BUDGET} bytes a mail takes"
                 )
