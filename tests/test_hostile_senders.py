@@ -285,3 +285,35 @@ async def test_a_handoff_that_cannot_proceed_shows_as_failed(
                 metrics = await r.text()
         assert 'mail_gateway_handoffs{state="failed"} 1.0' in metrics
         assert 'mail_gateway_handoffs{state="pending"} 0.0' in metrics
+
+
+async def test_an_outside_sender_reopens_no_ticket(hgw: Gateway):
+    await smtp_send(hgw, make_mail(message_id="r1@customer.test"), "alice@customer.test", 1)
+    conv = await conversation_of(hgw, "r1@customer.test")
+    h = await hand_off(hgw, conv)
+    stages = hgw.sandbox.info()["ticketPipelines"][0]["stages"]
+    closed = next(s["id"] for s in stages if s["ticketState"] == "CLOSED")
+    ticket = hs.path("ticket_get", ticket_id=h["ticket_id"])
+    await api(hgw, "PATCH", ticket, json={"properties": {"hs_pipeline_stage": closed}})
+
+    async def stage() -> str:
+        t = await api(hgw, "GET", ticket, params={"properties": "hs_pipeline_stage"})
+        return t["properties"]["hs_pipeline_stage"]
+
+    await mail_from(hgw, "attacker@evil.test", "r2@evil.test", 2, in_reply_to="r1@customer.test")
+    await wait_for(lambda: _thread_has(hgw, h["thread_id"], "Outside sender"), 15, "published")
+    await wait_idle(hgw)
+    assert await stage() == closed  # shown, but powerless
+
+    await mail_from(
+        hgw, "alice@customer.test", "r3@customer.test", 3, in_reply_to="r1@customer.test"
+    )
+    await wait_for(lambda: _stage_is_open(stage, closed), 15, "the customer reopens it")
+
+
+async def _thread_has(gw: Gateway, thread_id: str, text: str) -> bool:
+    return any(text in (m.get("text") or "") for m in await thread_messages(gw, thread_id))
+
+
+async def _stage_is_open(stage, closed: str) -> bool:
+    return await stage() != closed

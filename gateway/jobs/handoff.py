@@ -117,8 +117,11 @@ class HandoffRunner:
             )
         ids = await self.ids()
         conv = await self.store.read(lambda db: hs_store.conversation_for_handoff(db, conv_id))
+        fresh = [m for m in conv["messages"] if not m["hubspot_message_id"]]
         await self._publish_all(conv, ids, h["thread_id"], h["contact_id"])
-        await self._reopen_if_closed(conv, ids, h)
+        if not fresh or any(not outside_sender(m) for m in fresh):
+            # an outside sender's mail is shown, but it reopens no ticket and opens none
+            await self._reopen_if_closed(conv, ids, h)
 
     # -- the handoff -------------------------------------------------------------------------
 
