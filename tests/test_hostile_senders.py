@@ -317,3 +317,22 @@ async def _thread_has(gw: Gateway, thread_id: str, text: str) -> bool:
 
 async def _stage_is_open(stage, closed: str) -> bool:
     return await stage() != closed
+
+
+async def test_a_bounce_is_marked_but_gets_no_outside_comment(hgw: Gateway):
+    from test_replies import delivery_status
+
+    await smtp_send(hgw, make_mail(message_id="b1@customer.test"), "alice@customer.test", 1)
+    h = await hand_off(hgw, await conversation_of(hgw, "b1@customer.test"))
+    await rep_replies(hgw, h["thread_id"], "This answer will bounce.", "A-301")
+    await wait_for(lambda: len(outbox(hgw)) == 1, 15, "the reply")
+    sent = outbox(hgw)[0]
+    to = sent["Reply-To"].addresses[0].addr_spec  # support+TOKEN@example.com
+    # the null sender, to support@ (the token is in its To: header)
+    await smtp_send(hgw, delivery_status(to, sent["Message-ID"], sent["Subject"]), "", 2)
+    row = await message_row(hgw, "dsn1@mx.customer.test")
+    assert {"bounce", "outside_sender"} <= set(json.loads(row["annotations"]))
+    await wait_for(lambda: _thread_has(hgw, h["thread_id"], "could not be delivered"), 15, "dsn")
+    await wait_idle(hgw)
+    msgs = await thread_messages(hgw, h["thread_id"])
+    assert not [m for m in msgs if m["type"] == "COMMENT" and "Outside sender" in m["text"]]

@@ -42,7 +42,7 @@ from gateway.hubspot.errors import (
 from gateway.hubspot.setup import SETUP_KEY, HubSpotIds, ensure_channel_account
 from gateway.jobs.process_mail import parse_off_loop
 from gateway.mail.parse import parse_mail
-from gateway.models import Job, JobKind
+from gateway.models import BOUNCE, Job, JobKind
 from gateway.pipeline.assistant import EscalationFacts
 from gateway.pipeline.handoff import (
     already_exists,
@@ -277,7 +277,12 @@ class HandoffRunner:
             msg["left_out"] = left_out
         if not thread_id:
             raise TransientError("HubSpot returned no conversationsThreadId yet")
-        first_outside = next((m for m in conv["messages"] if outside_sender(m)), None)
+        # the first outside sender's mail gets a comment; a bounce is not one who could ask
+        # for anything (the bounce job reports it on the reply it concerns)
+        first_outside = next(
+            (m for m in conv["messages"] if outside_sender(m) and BOUNCE not in m["annotations"]),
+            None,
+        )
         if first_outside is not None and first_outside["hubspot_message_id"]:
             await self._outside_comment(conv, thread_id, first_outside)
         return thread_id
