@@ -142,3 +142,9 @@ def test_senders_settings_are_checked(tmp_path: Path):
         with pytest.raises(ConfigError) as err:
             load_settings(bad)
         assert says in str(err.value), str(err.value)
+
+
+def test_an_unvalidated_sender_is_shown_as_a_person_reads_it():
+    encoded = "=?utf-8?q?W=C3=A9bshop?= <webshop@shop-server.internal.local>"
+    assert requester(_mail(encoded)).shown == "Wébshop <webshop@shop-server.internal.local>"
+    assert requester(_mail("Shop <<broken@")).shown == "Shop <<broken@"

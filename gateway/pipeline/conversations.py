@@ -89,7 +89,7 @@ def requester(
     """
     sender, reply_to = mail.sender, mail.reply_to
     problem, shown = "", ""
-    raw_from = " ".join(mail.headers.get("from", "").split())[:200]
+    raw_from = _shown(mail.headers.get("from", ""))
     dropped = next((d for d in mail.defects if d.startswith("from: invalid address")), "")
     if dropped or (sender is None and raw_from):
         shown = raw_from or "(no From)"
@@ -124,6 +124,17 @@ def is_form_mailer(mail: ParsedMail, form_senders: Iterable[str] = ()) -> bool:
         return True
     agent = mail.headers.get("x-mailer", "") + " " + mail.headers.get("user-agent", "")
     return bool(_FORM_MAILER.search(agent)) or "x-php-originating-script" in mail.headers
+
+
+def _shown(raw: str) -> str:
+    """A header as a person reads it: encoded words decoded (RFC 2047), one line, bounded."""
+    text = raw
+    if "=?" in raw:  # only then: the address parser drops what it cannot read
+        try:
+            text = str(policy.default.header_factory("from", raw)) or raw
+        except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+            text = raw
+    return " ".join(text.split())[:200]
 
 
 def _reply_to_count(mail: ParsedMail) -> int:
