@@ -1,6 +1,8 @@
 """Run every benchmark, print one Markdown table per benchmark, write bench/results/*.json.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only ingest,memory,handoff,webhook,cli]
+    .venv/bin/python bench/run_all.py [--quick] [--only NAME,...]
+
+NAME: ingest, memory, handoff, webhook, cli, classify, trimming (default: all).
 
 --quick shrinks every benchmark (fewer mails, a 100,000-mail store, a 200-handoff burst) for a
 smoke run; the README's numbers come from a full run (`make bench`, about 10 minutes on 2 cores).
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import classify
 import cli_startup
 import handoff
 import ingest
@@ -26,7 +29,7 @@ from common import machine, save
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="ingest,memory,handoff,webhook,cli")
+    ap.add_argument("--only", default="ingest,memory,handoff,webhook,cli,classify,trimming")
     args = ap.parse_args()
     only = set(args.only.split(","))
     q = args.quick
@@ -63,6 +66,11 @@ def main() -> None:
         print("### CLI start-up\n")
         print(cli_startup.table(r))
         save("cli_startup", r)
+        print()
+    if "classify" in only:
+        r = classify.run()
+        print("### Classification (tests/data/labelled)\n")
+        print(classify.table(r))
         print()
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
 

@@ -62,6 +62,9 @@ NOREPLY = "noreply"
 FORWARDING_CONFIRMATION = "forwarding_confirmation"
 # Set when recording (store/mail.py): joined a conversation by headers from a non-participant.
 OUTSIDE_SENDER = "outside_sender"
+ABUSE_REPORT = "abuse_report"  # an ARF feedback-loop report (RFC 5965)
+AUTO_ACKNOWLEDGEMENT = "auto_acknowledgement"  # another help desk's "we received your request"
+CHALLENGE_RESPONSE = "challenge_response"  # "confirm you are a human to deliver your mail"
 
 # Annotations that forbid automatic answers and automatic handoffs.
 NO_AUTOMATION = frozenset(
@@ -74,6 +77,9 @@ NO_AUTOMATION = frozenset(
         NOREPLY,
         FORWARDING_CONFIRMATION,
         OUTSIDE_SENDER,
+        ABUSE_REPORT,
+        AUTO_ACKNOWLEDGEMENT,
+        CHALLENGE_RESPONSE,
     }
 )
 

@@ -325,3 +325,88 @@ def test_chatwoot_bounces_and_plain_mail() -> None:
         assert BOUNCE in classify(parse_mail(crlf((folder / name).read_bytes()))), name
     plain = parse_mail(crlf((folder / "only_text.eml").read_bytes()))
     assert classify(plain) == frozenset()
+
+
+# --------------------------------------------------------------------------- labelled set and cases
+
+CASES = Path(__file__).resolve().parent / "data" / "cases"
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    from helpers.labelled import run
+
+    return run()
+
+
+def test_labelled_set_is_large_enough(labelled) -> None:
+    from gateway.pipeline.classify import HUMAN
+
+    machine = sum(n for (e, _), n in labelled.confusion.items() if e != HUMAN)
+    human = sum(n for (e, _), n in labelled.confusion.items() if e == HUMAN)
+    assert machine >= 150 and human >= 150, (machine, human)
+
+
+def test_labelled_bounces_recognised(labelled) -> None:
+    support, _precision, recall = labelled.rates(BOUNCE)
+    assert support >= 100
+    assert recall >= 0.995, labelled.wrong
+
+
+def test_labelled_no_human_mail_lost_to_a_machine_class(labelled) -> None:
+    assert labelled.lost_humans() == 0, labelled.wrong
+
+
+@pytest.mark.parametrize(
+    "cls", ["abuse_report", "auto_acknowledgement", "challenge_response", "auto_reply"]
+)
+def test_labelled_machine_classes(labelled, cls: str) -> None:
+    support, precision, recall = labelled.rates(cls)
+    assert support >= 4
+    assert recall >= 0.95 and precision >= 0.95, labelled.wrong
+
+
+def _case(name: str) -> tuple[frozenset[str], str]:
+    from gateway.pipeline.classify import mail_class
+
+    from helpers.labelled import envelope_sender
+
+    raw = (CASES / name).read_bytes()
+    mail = parse_mail(raw)
+    annotations = classify(
+        mail, envelope_from=envelope_sender(raw, mail), own_domain="example.com", loop_id="gw"
+    )
+    return annotations, mail_class(annotations)
+
+
+@pytest.mark.parametrize(
+    "name", ["machine-ndr-plain-text.eml", "machine-dsn-without-report-type.eml"]
+)
+def test_case_bounces(name: str) -> None:
+    annotations, cls = _case(name)
+    assert cls == BOUNCE and BOUNCE in annotations
+
+
+def test_case_arf_is_its_own_class() -> None:
+    from gateway.models import ABUSE_REPORT
+
+    annotations, cls = _case("machine-arf-abuse-report.eml")
+    assert cls == ABUSE_REPORT
+    assert BOUNCE not in annotations and AUTO_REPLY not in annotations
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Fwd: Undelivered Mail Returned to Sender", "I got this back, is your address right?"),
+        ("Re: Delivery failure on my order", "The parcel delivery failed twice."),
+        ("Non remis : colis 4711", "Bonjour, mon colis n'a pas été remis."),
+        ("Ticket #55123 still open", "My ticket #55123 is still open, please have a look."),
+    ],
+)
+def test_people_writing_about_machine_mail_are_people(subject: str, body: str) -> None:
+    from gateway.pipeline.classify import HUMAN, mail_class
+
+    raw = mail_of(CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}"), body)
+    mail = parse_mail(raw)
+    assert mail_class(classify(mail, envelope_from="john.doe@customer.example")) == HUMAN

@@ -2,6 +2,14 @@
 
 Each filter reads the ParsedMail (and the envelope context) and adds annotation names from
 gateway.models; decisions elsewhere only read the annotations. `classify` never raises.
+`mail_class` names the one class a mail belongs to (for reports and the labelled-set bench).
+
+Machine mail is recognised by structure first (RFC 3464 DSN and RFC 5965 ARF parts, null reverse
+path, X-Failed-Recipients), then by what MTAs and providers write when they send no structure:
+their sender names, their subjects and the first lines of their text (Postfix, Exim, Sendmail,
+qmail, Exchange/Office 365, Gmail, Yahoo, hosting providers, in several languages). A mail whose
+subject says it is a reply or a forward ("Fwd: Undelivered Mail…") is a person's, whatever it
+quotes. Measured on tests/data/labelled (`bench/classify.py`).
 
 `envelope_from`: None means "unknown"; "" or "<>" is the null reverse-path of a bounce (aiosmtpd
 reports MAIL FROM:<> as ""), so callers that know the envelope should always pass it.
@@ -14,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.models import (
+    ABUSE_REPORT,
+    AUTO_ACKNOWLEDGEMENT,
     AUTO_REPLY,
     BOUNCE,
+    CHALLENGE_RESPONSE,
     FORWARDING_CONFIRMATION,
     MAILING_LIST,
     NOREPLY,
@@ -24,7 +35,14 @@ from gateway.models import (
     ParsedMail,
 )
 
-__all__ = ["FILTERS", "bounced_message_ids", "classify", "forwarding_confirmation_details"]
+__all__ = [
+    "FILTERS",
+    "HUMAN",
+    "bounced_message_ids",
+    "classify",
+    "forwarding_confirmation_details",
+    "mail_class",
+]
 
 
 @dataclass
@@ -53,17 +71,64 @@ _OOO_WEAK = re.compile(
     r"vacaciones|afwezig|fr[åa]nvarande|nieobecno[śs][ćc]|out of office)",
     re.IGNORECASE,
 )
+# Subjects that MTAs write and people do not: enough on their own.
 _DSN_SUBJECT = re.compile(
     r"undelivered mail returned to sender|delivery status notification \((?:failure|delay)\)|"
-    r"mail delivery failed|^\s*undeliverable\b|undeliverable mail|delivery failure|"
-    r"^\s*returned mail\b|^\s*failure notice\s*$|mail system error|delivery has failed|"
+    r"mail delivery failed|^\s*undeliverable\b|undeliverable mail|^\s*returned mail\b|"
+    r"^\s*failure notice\s*$|mail system error|delivery has failed|"
     r"delayed mail \(still being retried\)|warning: could not send message|"
     r"message delivery (?:has been )?delayed|^\s*nicht zustellbar|^\s*unzustellbar|"
-    r"^\s*non remis|^\s*non recapitabile|^\s*no se puede entregar|^\s*onbestelbaar|"
-    r"^\s*kan ikke leveres|^\s*olevererbart|returned to sender|delivery notification: delivery"
-    r" has failed|mail could not be delivered|^\s*undeliverable message",
+    r"returned to sender|delivery notification: delivery has failed|mail could not be delivered|"
+    r"^\s*undeliverable message|^\s*postmaster notify|^\s*undelivered message\b|"
+    r"^\s*配信(?:不能|エラー)|^\s*退信",
     re.IGNORECASE,
 )
+# Subjects a person might also write ("Non remis : colis 4711"): need one more sign.
+_DSN_SUBJECT_WEAK = re.compile(
+    r"^\s*non remis|^\s*non recapitabile|^\s*no se puede entregar|^\s*onbestelbaar|"
+    r"^\s*kan ikke leveres|^\s*olevererbart|^\s*undelivered mail\b|^\s*delivery failure\b|"
+    r"^\s*message delivery failure|^\s*n[ãa]o [ée] poss[íi]vel entregar|^\s*failure notice\b|"
+    r"delivery status notification|^\s*mail delivery failure|^\s*unable to deliver|"
+    r"^\s*message not delivered|^\s*zustellung fehlgeschlagen|"
+    r"^\s*[ée]chec de (?:la )?(?:remise|distribution)",
+    re.IGNORECASE,
+)
+# A person's reply or forward: "Re:", "Fwd:", "AW:", "WG:", ... in front of the subject.
+_REPLY_OR_FORWARD = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|vs|antw|r|rif|res|ref|fw|fwd|wg|tr|rv|enc|doorst|"
+    r"odp|pd|vb|vl)\s*(?:\[\d+\])?\s*:",
+    re.IGNORECASE,
+)
+_MACHINE_NAME = re.compile(
+    r"^\s*(?:mail delivery (?:system|subsystem|service)|mail administrator|mailer[- ]?daemon|"
+    r"postmaster|microsoft outlook|system administrator|mail system|mail delivery|"
+    r"sistema de entrega de (?:correo|e-?mail)|e-?mail delivery (?:system|service)|"
+    r"mail-?system|delivery subsystem)\s*$",
+    re.IGNORECASE,
+)
+_MACHINE_LOCAL = re.compile(
+    r"^(?:mail[._-]?delivery[._-]?(?:system|subsystem)|microsoftexchange[0-9a-f]{20,}|"
+    r"mdaemon|mail[._-]?daemon|bounce[sd]?(?:[+._-].*)?|nondelivery|ndr)$",
+    re.IGNORECASE,
+)
+# What MTAs write at the top of a bounce that has no DSN structure.
+_BOUNCE_TEXT = re.compile(
+    r"could not be delivered|couldn'?t be delivered|was not delivered|wasn'?t delivered|"
+    r"could not deliver|unable to deliver|delivery (?:has )?failed|delivery to the following|"
+    r"permanent (?:fatal )?errors?|did not reach the following recipient|mail delivery software|"
+    r"this is the mail system at|qmail-send program|returned mail|undeliverable|"
+    r"the following address(?:\(es\)|es)? (?:failed|had permanent)|mailbox (?:is )?full|"
+    r"user unknown|no such user|recipient address rejected|address not found|"
+    r"nicht zugestellt werden|konnte nicht zugestellt|unzustellbar|"
+    r"n'a pas pu [êe]tre (?:remis|d[ée]livr[ée]|distribu[ée])|no se pudo entregar|"
+    r"non [èe] stato possibile recapitare|kon niet worden bezorgd|"
+    r"n[ãa]o foi poss[íi]vel entregar|kunde inte levereras|failure reasons|"
+    r"below this line is a copy of the message|original message follows|"
+    r"unsent message follows|kopie der nachricht",
+    re.IGNORECASE,
+)
+_SMTP_STATUS = re.compile(r"\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|\b5\d\d\s+[A-Za-z<]")
+_BOUNCE_TEXT_CHARS = 1500
 _BOUNCE_LOCALS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 _NOREPLY_LOCAL = re.compile(
     r"(?:^|[-_.+])(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|noreplies|"
@@ -110,10 +175,8 @@ def auto_reply_filter(mail: ParsedMail, ctx: Context) -> None:
         if _hdr(mail, name).lower() in _PRECEDENCE_AUTO:
             ctx.annotations.add(AUTO_REPLY)
     ctype = _hdr(mail, "content-type").lower()
-    if "multipart/report" in ctype and (
-        "disposition-notification" in ctype or "feedback-report" in ctype
-    ):
-        ctx.annotations.add(AUTO_REPLY)  # read receipts and abuse feedback are automatic too
+    if "multipart/report" in ctype and "disposition-notification" in ctype:
+        ctx.annotations.add(AUTO_REPLY)  # read receipts (RFC 8098) are automatic too
 
 
 def out_of_office_filter(mail: ParsedMail, ctx: Context) -> None:
@@ -122,7 +185,46 @@ def out_of_office_filter(mail: ParsedMail, ctx: Context) -> None:
         ctx.annotations.update({OUT_OF_OFFICE, AUTO_REPLY})
 
 
+def abuse_report_filter(mail: ParsedMail, ctx: Context) -> None:
+    """An ARF feedback-loop report (RFC 5965): `multipart/report; report-type=feedback-report`,
+    or any `message/feedback-report` part (some reporters omit the report-type)."""
+    ctype = _hdr(mail, "content-type").lower()
+    if (
+        ("multipart/report" in ctype and "feedback-report" in ctype)
+        or ctype.startswith("message/feedback-report")
+        or any(a.content_type == "message/feedback-report" for a in mail.attachments)
+    ):
+        ctx.annotations.add(ABUSE_REPORT)
+
+
+def _person_subject(mail: ParsedMail) -> bool:
+    """The subject says a person replies or forwards ("Fwd: Undelivered Mail ...")."""
+    return bool(_REPLY_OR_FORWARD.match(mail.subject or ""))
+
+
+def _machine_sender(mail: ParsedMail) -> tuple[bool, bool]:
+    """(a bounce address: MAILER-DAEMON, postmaster, ..., a machine display name)."""
+    if mail.sender is None:
+        return False, False
+    local = _local_domain(mail.sender.email)[0]
+    by_address = local in _BOUNCE_LOCALS or bool(_MACHINE_LOCAL.match(local))
+    return by_address, bool(_MACHINE_NAME.match(mail.sender.name or ""))
+
+
+def _bounce_text_evidence(mail: ParsedMail) -> int:
+    """How many distinct bounce phrases (and SMTP status replies) the top of the text holds."""
+    head = (mail.text or "")[:_BOUNCE_TEXT_CHARS]
+    found = {m.group(0).lower() for m in _BOUNCE_TEXT.finditer(head)}
+    return len(found) + (1 if _SMTP_STATUS.search(head) else 0)
+
+
 def bounce_filter(mail: ParsedMail, ctx: Context) -> None:
+    """A non-delivery or delay report: RFC 3464 structure, a null reverse path, the MTA's
+    headers, or (for the many MTAs and providers that send plain text, often from a non-empty
+    envelope sender) their sender, subject and first lines. Never for a person's reply or
+    forward of such a report, nor for an ARF report (it has its own class)."""
+    if ABUSE_REPORT in ctx.annotations:
+        return
     env = ctx.envelope_from
     null_sender = env is not None and env.strip() in ("", "<>")
     if null_sender or _hdr(mail, "return-path").replace(" ", "") == "<>":
@@ -139,10 +241,100 @@ def bounce_filter(mail: ParsedMail, ctx: Context) -> None:
         ctx.annotations.add(BOUNCE)
     if _hdr(mail, "x-failed-recipients") or _hdr(mail, "x-ms-exchange-message-is-ndr"):
         ctx.annotations.add(BOUNCE)
-    if mail.sender is not None and _local_domain(mail.sender.email)[0] in _BOUNCE_LOCALS:
+    if BOUNCE in ctx.annotations or _person_subject(mail):
+        return
+    by_address, by_name = _machine_sender(mail)
+    if by_address or _DSN_SUBJECT.search(mail.subject or ""):
         ctx.annotations.add(BOUNCE)
-    if _DSN_SUBJECT.search(mail.subject or ""):
+        return
+    evidence = _bounce_text_evidence(mail)
+    subject = bool(_DSN_SUBJECT_WEAK.search(mail.subject or ""))
+    # a weak subject alone could be a person's ("Non remis : colis 4711"): one more sign with it
+    if evidence >= 3 or (evidence >= 1 and (by_name or subject)) or (subject and by_name):
         ctx.annotations.add(BOUNCE)
+
+
+_ACK_TEXT = re.compile(
+    r"(?:we|I)(?: have|'ve)? (?:successfully |now )?received your (?:request|message|e-?mail|"
+    r"inquiry|enquiry|ticket|support request)|"
+    r"your (?:request|ticket|case|inquiry|enquiry|support request|incident)\b[^.\n]{0,40}?"
+    r"(?:has been|was) (?:received|created|opened|logged|registered)|"
+    r"(?:ticket|case|incident) (?:has been|was) (?:created|opened|logged)|"
+    r"created (?:a )?(?:ticket|case)|assigned (?:an? )?(?:ticket|id|number)|"
+    r"(?:has been|was|been) opened on your behalf|request for support has been created|"
+    r"automatically generated in response to the creation of a (?:trouble )?ticket|"
+    r"acknowledge (?:that we have )?(?:the )?receiv|this is an automated (?:response|reply|"
+    r"message)|"
+    r"ihre (?:anfrage|nachricht|e-?mail) ist bei uns eingegangen|wir haben ihre (?:anfrage|"
+    r"nachricht) erhalten|eingangsbest[äa]tigung|"
+    r"nous avons bien re[çc]u votre (?:demande|message|e-?mail)|accus[ée] de r[ée]ception|"
+    r"hemos recibido su (?:solicitud|mensaje|consulta|correo)|"
+    r"abbiamo ricevuto la (?:tua|sua) (?:richiesta|email|segnalazione)|"
+    r"we hebben (?:uw|je) (?:verzoek|vraag|bericht) ontvangen|"
+    r"recebemos (?:a )?(?:sua|tua) (?:solicita[çc][ãa]o|mensagem|pedido)|"
+    r"^\s*(?:ticket|request|case) (?:received|created|opened)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Said by the machine about itself: lets a "Re:" subject through (Help Scout, OTRS reply so).
+_AUTOMATED = re.compile(
+    r"this is an automat(?:ed|ic|ically generated) (?:response|reply|message)|"
+    r"automatically generated|automated (?:response|reply)|automatisch erstellte nachricht|"
+    r"message automatique|mensaje autom[áa]tico|messaggio automatico|"
+    r"automatisch (?:gegenereerd|verzonden) bericht|mensagem autom[áa]tica",
+    re.IGNORECASE,
+)
+_TICKET_REF = re.compile(
+    r"(?:ticket|case|request|incident|anfrage|demande|solicitud|chamado|ticketnummer|"
+    r"numéro|number|nummer|id)s?\s*(?:number|nr\.?|no\.?|id)?\s*[:#(\[/]*\s*#?\s*"
+    r"[A-Z]{0,5}-?\d{3,}|\[[^\]\n]{0,40}#\s*\d{3,}\]|\(#?\d{3,}\)|#\d{3,}|\bINC\d{4,}",
+    re.IGNORECASE,
+)
+_HELPDESK_MAILER = re.compile(
+    r"zendesk|freshdesk|zammad|otrs|znuny|request tracker|help ?scout|kayako|osticket|"
+    r"servicenow|jira service|freescout|gorgias|deskpro",
+    re.IGNORECASE,
+)
+
+
+def auto_acknowledgement_filter(mail: ParsedMail, ctx: Context) -> None:
+    """Another help desk's automatic "we received your request [#12345]": an acknowledgement
+    phrase in the subject or the first lines of the new text, with a ticket reference or a help
+    desk's X-Mailer. Under a "Re:" subject the mail must also say it is automatic: a person's
+    reply that quotes such a mail has its own words on top."""
+    subject = mail.subject or ""
+    head = (mail.new_text or mail.text or "")[:800]
+    if not (_ACK_TEXT.search(subject) or _ACK_TEXT.search(head)):
+        return
+    helpdesk = bool(_HELPDESK_MAILER.search(_hdr(mail, "x-mailer")))
+    if _person_subject(mail) and not (helpdesk or _AUTOMATED.search(head)):
+        return
+    if helpdesk or _TICKET_REF.search(subject) or _TICKET_REF.search(head):
+        ctx.annotations.add(AUTO_ACKNOWLEDGEMENT)
+
+
+_CHALLENGE_TEXT = re.compile(
+    r"protecting myself from (?:receiving )?(?:junk|spam)|verify (?:that )?you are (?:a )?human|"
+    r"(?:confirm|prove) (?:that )?you are (?:a )?(?:human|real person|person)|guest list|"
+    r"(?:held|waitlisted|waiting|quarantined) (?:until|for) (?:you )?(?:verif|confirm|approv)|"
+    r"complete the verification process|sender verification|verify your (?:e-?mail )?address to "
+    r"deliver|will be delivered (?:as soon as|once|after) you (?:verify|confirm)|"
+    r"has been waitlisted|challenge[- ]response|"
+    r"best[äa]tigen, dass sie ein mensch sind|erst zugestellt, wenn sie best[äa]tigen|"
+    r"confirmer que vous [êe]tes (?:un )?humain",
+    re.IGNORECASE,
+)
+
+
+def challenge_response_filter(mail: ParsedMail, ctx: Context) -> None:
+    """A challenge-response anti-spam system asks the sender to prove it is a person (Boxbe,
+    SpamArrest, sender verification): its phrases, with the link to click."""
+    if _person_subject(mail):
+        return
+    head = (mail.new_text or mail.text or "")[:1500]
+    if (_CHALLENGE_TEXT.search(head) or _CHALLENGE_TEXT.search(mail.subject or "")) and (
+        "http://" in head or "https://" in head
+    ):
+        ctx.annotations.add(CHALLENGE_RESPONSE)
 
 
 def mailing_list_filter(mail: ParsedMail, ctx: Context) -> None:
@@ -182,7 +374,10 @@ def forwarding_confirmation_filter(mail: ParsedMail, ctx: Context) -> None:
 FILTERS: list[Filter] = [
     auto_reply_filter,
     out_of_office_filter,
+    abuse_report_filter,
     bounce_filter,
+    challenge_response_filter,
+    auto_acknowledgement_filter,
     mailing_list_filter,
     own_mail_filter,
     noreply_filter,
@@ -205,6 +400,33 @@ def classify(
         except Exception:  # one broken filter must not stop intake
             continue
     return frozenset(ctx.annotations)
+
+
+HUMAN = "human"
+# The one class of a mail, most specific first: a bounce that is also Auto-Submitted is a bounce.
+_CLASS_ORDER = (
+    (ABUSE_REPORT, ABUSE_REPORT),
+    (BOUNCE, BOUNCE),
+    (CHALLENGE_RESPONSE, CHALLENGE_RESPONSE),
+    (AUTO_ACKNOWLEDGEMENT, AUTO_ACKNOWLEDGEMENT),
+    (FORWARDING_CONFIRMATION, FORWARDING_CONFIRMATION),
+    (OUT_OF_OFFICE, AUTO_REPLY),
+    (AUTO_REPLY, AUTO_REPLY),
+    (OWN_MAIL, OWN_MAIL),
+    (MAILING_LIST, MAILING_LIST),
+    (NOREPLY, NOREPLY),
+)
+
+
+def mail_class(annotations: frozenset[str] | set[str]) -> str:
+    """The class of a mail from its annotations: "human" (no machine annotation), or the most
+    specific machine class (abuse_report, bounce, challenge_response, auto_acknowledgement,
+    forwarding_confirmation, auto_reply (out-of-office included), own_mail, mailing_list,
+    noreply)."""
+    for annotation, name in _CLASS_ORDER:
+        if annotation in annotations:
+            return name
+    return HUMAN
 
 
 # --------------------------------------------------------------------------- forwarding confirm

@@ -1,0 +1,90 @@
+"""The labelled machine/human set (tests/data/labelled, README there) and its evaluation.
+
+Shared by tests/test_classify.py (the rates as floors) and bench/classify.py (the table in
+`make bench`). Imports neither pytest nor a test. The class of a mail is its folder
+(`machine/<class>/`, `human/`; `replies/` are people's too); the predicted class is
+`gateway.pipeline.classify.mail_class` of what `classify` annotates, with the envelope sender
+as tests/data/cases/README.md fixes it (Return-Path, else From).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.mail.parse import parse_mail
+from gateway.models import ParsedMail
+from gateway.pipeline.classify import HUMAN, classify, mail_class
+
+LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled"
+OWN_DOMAIN = "acme-support.test"  # the gateway's own domain in this evaluation: no mail uses it
+_RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<?([^>\r\n]*)>?", re.IGNORECASE | re.MULTILINE)
+
+
+def envelope_sender(raw: bytes, mail: ParsedMail) -> str | None:
+    """Return-Path if present (<> is the null sender ""), else the From address, else None
+    (unknown: not the null sender)."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    match = _RETURN_PATH.search(head)
+    if match:
+        return match.group(1).decode("latin-1").strip()
+    return mail.sender.email if mail.sender else None
+
+
+def labelled_files(root: Path = LABELLED) -> list[tuple[Path, str]]:
+    """(path, expected class) of every labelled mail, sorted."""
+    out: list[tuple[Path, str]] = []
+    for path in sorted(root.rglob("*.eml")):
+        rel = path.relative_to(root).parts
+        if rel[0] == "machine":
+            out.append((path, rel[1]))
+        elif rel[0] in ("human", "replies"):
+            out.append((path, HUMAN))
+    return out
+
+
+def predict(raw: bytes) -> str:
+    mail = parse_mail(raw)
+    annotations = classify(
+        mail, envelope_from=envelope_sender(raw, mail), own_domain=OWN_DOMAIN, loop_id="gw"
+    )
+    return mail_class(annotations)
+
+
+@dataclass
+class Result:
+    # (expected, predicted) -> count
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wrong: list[tuple[str, str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def classes(self) -> list[str]:
+        return sorted({e for e, _ in self.confusion} | {p for _, p in self.confusion})
+
+    def lost_humans(self) -> int:
+        """Human mails put in a machine class."""
+        return sum(n for (e, p), n in self.confusion.items() if e == HUMAN and p != HUMAN)
+
+    def rates(self, cls: str) -> tuple[int, float, float]:
+        """(mails labelled cls, precision, recall)."""
+        tp = self.confusion[(cls, cls)]
+        support = sum(n for (e, _), n in self.confusion.items() if e == cls)
+        predicted = sum(n for (_, p), n in self.confusion.items() if p == cls)
+        precision = tp / predicted if predicted else 1.0
+        recall = tp / support if support else 1.0
+        return support, precision, recall
+
+
+def run(root: Path = LABELLED) -> Result:
+    result = Result()
+    started = time.perf_counter()
+    for path, expected in labelled_files(root):
+        got = predict(path.read_bytes())
+        result.confusion[(expected, got)] += 1
+        if got != expected:
+            result.wrong.append((str(path.relative_to(root)), expected, got))
+    result.seconds = time.perf_counter() - started
+    return result
