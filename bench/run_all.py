@@ -22,6 +22,7 @@ import cli_startup
 import handoff
 import ingest
 import memory
+import trimming
 import webhook
 from common import machine, save
 
@@ -71,6 +72,12 @@ def main() -> None:
         r = classify.run()
         print("### Classification (tests/data/labelled)\n")
         print(classify.table(r))
+        print()
+    if "trimming" in only:
+        r = trimming.run(1 if q else 5)
+        print("### Reply trimming (tests/data/labelled/replies)\n")
+        print(trimming.table(r))
+        save("trimming", r)
         print()
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from gateway.addresses import address_key, validate_address
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import header_message_id, message_id_of, normalise
+from gateway.mail.quotes import reply_text
 from gateway.models import Address, Attachment, ParsedMail
 
 __all__ = ["parse_mail"]
@@ -507,46 +508,6 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
 
 # --------------------------------------------------------------------------- reply / forward
 
-_LONG_LINE = re.compile(r"[^\n]{300,}")
-_PLACEHOLDER = re.compile(r"LONGLINEPLACEHOLDER(\d+)X")
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs"]
-_reply_parser = None
-
-
-def _new_text(text: str) -> str:
-    """The new part of a reply (mail-parser-reply), or the full text when it finds nothing.
-
-    The library's quote-header regexes are quadratic in the length of a line, so long lines
-    (never quote headers) are swapped for placeholders while it runs, and the input is bounded.
-    """
-    global _reply_parser
-    if not text.strip():
-        return ""
-    long_lines: list[str] = []
-
-    def park(match: re.Match[str]) -> str:
-        long_lines.append(match.group(0).strip())
-        return f"LONGLINEPLACEHOLDER{len(long_lines) - 1}X"
-
-    sample = _LONG_LINE.sub(park, text[:MAX_REPLY_PARSE_CHARS])
-    try:
-        from mailparser_reply import EmailReplyParser
-
-        if _reply_parser is None:
-            _reply_parser = EmailReplyParser(languages=list(_REPLY_LANGUAGES))
-        message = _reply_parser.read(sample)
-        new = (message.replies[0].body or "").strip() if message.replies else ""
-        if len(message.replies) <= 1 and len(text) > MAX_REPLY_PARSE_CHARS:
-            new = ""  # no quote found in the bounded sample: keep the whole text
-    except Exception:
-        new = ""
-    if long_lines:
-        new = _PLACEHOLDER.sub(lambda m: long_lines[int(m.group(1))], new)
-    if not new or _FORWARD_MARKER.fullmatch(new):
-        return text.strip()
-    return new
-
-
 _FORWARD_MARKER = re.compile(
     r"^[ \t>]*(?:"
     r"-{2,}\s*(?:Forwarded message|Weitergeleitete Nachricht|Message transf[ée]r[ée]|"
@@ -758,7 +719,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         date=_date(msg, ctx),
         text=text,
         html=html,
-        new_text=_new_text(text),
+        new_text=reply_text(text),
         attachments=bodies.attachments,
         headers=_kept_headers(msg),
         forwarded_from=_forwarded_from(text, subject, bodies, ctx),

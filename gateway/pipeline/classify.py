@@ -285,8 +285,8 @@ _AUTOMATED = re.compile(
 )
 _TICKET_REF = re.compile(
     r"(?:ticket|case|request|incident|anfrage|demande|solicitud|chamado|ticketnummer|"
-    r"numéro|number|nummer|id)s?\s*(?:number|nr\.?|no\.?|id)?\s*[:#(\[/]*\s*#?\s*"
-    r"[A-Z]{0,5}-?\d{3,}|\[[^\]\n]{0,40}#\s*\d{3,}\]|\(#?\d{3,}\)|#\d{3,}|\bINC\d{4,}",
+    r"numéro|number|nummer|id)s?\s*(?:number|nr\.?|no\.?|id)?\s*(?:is\s*|of\s*)?[:#(\[/]*"
+    r"\s*#?\s*[A-Z]{0,5}-?\d{3,}|\[[^\]\n]{0,40}#\s*\d{3,}\]|\(#?\d{3,}\)|\bINC\d{4,}",
     re.IGNORECASE,
 )
 _HELPDESK_MAILER = re.compile(

@@ -88,3 +88,36 @@ def run(root: Path = LABELLED) -> Result:
             result.wrong.append((str(path.relative_to(root)), expected, got))
     result.seconds = time.perf_counter() - started
     return result
+
+
+# --------------------------------------------------------------------------- replies (trimming)
+
+REPLIES = LABELLED / "replies"
+
+
+def labelled_replies(root: Path = REPLIES) -> list[tuple[str, str, str]]:
+    """(name, the mail's full text as the parser gives it, the expected new text), sorted."""
+    out: list[tuple[str, str, str]] = []
+    for path in sorted(root.glob("*.eml")):
+        expected = path.with_suffix(".expected.txt").read_text(encoding="utf-8")
+        out.append((path.stem, parse_mail(path.read_bytes()).text, expected.strip()))
+    return out
+
+
+def trimming_rates(trim, replies: list[tuple[str, str, str]]) -> tuple[float, float, list[str]]:
+    """(exact-match rate, starts-with rate, names that do not match exactly) of `trim(text)`
+    against the expected new texts; both compared with surrounding whitespace stripped.
+    starts-with: the expected text is the start of what trim returned (nothing the customer
+    wrote was cut, some history may be left)."""
+    exact = starts = 0
+    wrong: list[str] = []
+    for name, text, expected in replies:
+        got = (trim(text) or "").strip()
+        if got == expected:
+            exact += 1
+        else:
+            wrong.append(name)
+        if got.startswith(expected):
+            starts += 1
+    total = len(replies) or 1
+    return exact / total, starts / total, wrong

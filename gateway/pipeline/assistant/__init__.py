@@ -116,14 +116,13 @@ def handoff_comment(facts: EscalationFacts | Mapping[str, Any]) -> str:
     lines = [f"Escalated: {facts.reason or 'handed to a person'}"]
     if facts.sentiment is None:
         lines.append("Sentiment: not measured")
+    elif not sentiment_reliable(facts.language):
+        lines.append(
+            f"Sentiment: not assessed ({facts.language or 'language unknown'}: the sentiment "
+            "lexicon, VADER, is English only; no escalation on it)"
+        )
     else:
         lines.append(f"Sentiment: {facts.sentiment_label or 'neutral'} ({facts.sentiment:+.2f})")
-        if not sentiment_reliable(facts.language):
-            lines.append(
-                "  (not reliable for "
-                + (language_name(facts.language) if facts.language else "this language")
-                + ": the sentiment lexicon, VADER, is English only)"
-            )
     if facts.language:
         lines.append(f"Language: {facts.language} ({language_name(facts.language)})")
     else:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from gateway.config import AssistantSettings
 from gateway.pipeline.assistant.decision import ConversationView, MessageView
+from gateway.pipeline.assistant.signals import sentiment_reliable
 
 _SPACE = re.compile(r"\s+")
 
@@ -62,13 +63,16 @@ def escalation_reasons(conv: ConversationView, settings: AssistantSettings) -> l
     if found:
         shown = ", ".join(f'"{k}"' for k in found)
         reasons.append(f"escalation keyword {shown}")
-    scores = [m.sentiment for m in pending if m.sentiment is not None]
+    # VADER's score means something only for the languages its lexicon has (signals.py): a
+    # neutral German question reads as negative ("die"), so other languages never escalate on it
+    scores = [
+        m.sentiment for m in pending if m.sentiment is not None and sentiment_reliable(m.language)
+    ]
     if scores:
         score = min(scores)
         if score <= settings.negative_sentiment:
             reasons.append(
-                f"negative sentiment ({score:+.2f}, threshold "
-                f"{settings.negative_sentiment:+.2f})"
+                f"negative sentiment ({score:+.2f}, threshold {settings.negative_sentiment:+.2f})"
             )
     if conv.assistant_replies >= settings.max_replies:
         reasons.append(

@@ -1,0 +1,198 @@
+"""The customer's own words: a reply's new text without the quoted history and mobile signature.
+
+`reply_text(text)` -> str. One pass over the lines with precompiled, line-anchored patterns
+(linear in the text; about 0.1 ms for a 5 KB mail, `bench/trimming.py`), no library:
+mail-parser-reply took about 7 ms per 5 KB mail and cut lists and text below quotes.
+
+What ends the new text (the first one found, outside `>` quotes):
+- a quote header: "On … wrote:" and its forms in de, fr, es, it, nl, pt, sv, da, no, pl, cs,
+  ja ("…のメッセージ:", "…書きました:") and zh ("…写道：" / "…寫道："), also wrapped over up to
+  three lines as Gmail does;
+- an Outlook header block: two or more of From/Sent/To/Subject/Date in any of those languages
+  (Von:/Gesendet:/An:/Betreff:, De:/Envoyé:/À:/Objet:, 差出人:/送信日時:, 发件人:/发送时间:, …),
+  optionally after Outlook's line of underscores;
+- a separator: "-----Original Message-----" and its translations, "---------- Forwarded
+  message ---------", "Begin forwarded message:".
+`>`-quoted lines are removed wherever they are, with the "wrote:" line that introduces them, and
+the text written below or between them is kept (an interleaved reply). Mobile signatures ("Sent
+from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信", …) and an RFC 3676 signature
+("-- ") at the end are removed. Lists, blank lines and line breaks inside the new text are kept
+as they are. When nothing is left (a forward with no words of its own), the whole text is
+returned, so a forward's content still reaches the rep.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["reply_text"]
+
+MAX_LINES = 5000  # beyond this the mail is not a reply worth trimming line by line
+
+_WROTE = (
+    r"wrote|writes|schrieb|schreibt|a [ée]crit|escribi[óo]|ha scritto|scrisse|schreef|"
+    r"escreveu|skrev|skriver|kirjoitti|napisa[łl]\w*|napsal\w*|yazd[ıi]|написал\w*|"
+    r"書きました|のメッセージ|写道|寫道|글"
+)
+# "… wrote:" at the end, or "Am … schrieb NAME <addr>:" (the verb before the name: de, nl, sv)
+_WROTE_END = re.compile(
+    r"(?:(?:" + _WROTE + r")\s*[:：]?|\b(?:schrieb|schreef|skrev|skriver|escreveu)\b.*[:：])\s*$",
+    re.IGNORECASE,
+)
+_ON_START = re.compile(
+    r"^\s*(?:on|am|le|el|il|op|em|den|d\.|dne|w dniu|в|\d{1,4}[./年-]|"
+    r"在|於|于|\w+,? \d{1,2}\.? \w+ \d{4}|\d{4}/\d{1,2}/\d{1,2})",
+    re.IGNORECASE,
+)
+_CJK_HEADER = re.compile(r"^\s*(?:\d{4}年\d{1,2}月\d{1,2}日|在\s?\d{4}|於\s?\d{4}).*[:：]\s*$")
+_SEPARATOR = re.compile(
+    r"^\s*(?:-{2,}\s*(?:original message|urspr[üu]ngliche nachricht|message d'origine|"
+    r"mensaje original|messaggio originale|oorspronkelijk bericht|originalmeddelande|"
+    r"mensagem original|opprinnelig melding|oprindelig meddelelse|alkuper[äa]inen viesti|"
+    r"wiadomo[śs][ćc] oryginalna|p[ůu]vodn[íi] zpr[áa]va|原始邮件|元のメッセージ|"
+    r"forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|mensaje reenviado|"
+    r"messaggio inoltrato|doorgestuurd bericht|vidarebefordrat meddelande|"
+    r"mensagem encaminhada|videresendt (?:melding|meddelelse)|転送されたメッセージ|转发的邮件)"
+    r"\s*-*|begin forwarded message:|anfang der weitergeleiteten nachricht:|"
+    r"d[ée]but du message r[ée]exp[ée]di[ée]\s*:|inicio del mensaje reenviado:)\s*$",
+    re.IGNORECASE,
+)
+_HEADER_KEY = re.compile(
+    r"^\s*\*?\s*(?P<key>from|sent|to|cc|subject|date|von|gesendet|an|betreff|datum|de|envoy[ée]|"
+    r"[àa]|objet|date d'envoi|enviado|para|asunto|fecha|da|inviato|oggetto|data|van|verzonden|"
+    r"aan|onderwerp|datum|enviada|assunto|fr[åa]n|skickat|till|[äa]mne|fra|sendt|til|emne|"
+    r"差出人|送信日時|宛先|件名|日付|发件人|发送时间|收件人|主题|寄件者|寄件日期|收件者|主旨)"
+    r"\s*\*?\s*[:：]",
+    re.IGNORECASE,
+)
+_FROM_KEYS = frozenset({"from", "von", "de", "da", "van", "från", "fran", "fra"})
+_FROM_KEYS_CJK = frozenset({"差出人", "发件人", "寄件者"})
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+_MOBILE = re.compile(
+    r"^\s*(?:sent from (?:my |the )?[\w\- .]{2,40}|sent with [\w\- .]{2,40}|"
+    r"get outlook for (?:ios|android)|sent from mail for windows(?: 10)?|"
+    r"von meinem [\w\- .]{2,30} gesendet|gesendet von [\w\- .]{2,30}|"
+    r"envoy[ée] (?:de|depuis) mon [\w\- .]{2,30}|enviado desde mi [\w\- .]{2,30}|"
+    r"inviato da(?: il mio)? [\w\- .]{2,30}|verzonden (?:vanaf|met) (?:mijn )?[\w\- .]{2,30}|"
+    r"skickat fr[åa]n min [\w\- .]{2,30}|enviado do meu [\w\- .]{2,30}|"
+    r"sendt fra min [\w\- .]{2,30}|\w{2,12}から送信|发自我的\s?\w{2,12}|從我的\s?\w{2,12}傳送)"
+    r"\s*$",
+    re.IGNORECASE,
+)
+
+
+def _is_quoted(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def _wrote_header(lines: list[str], i: int) -> int:
+    """Lines (1-3) of an "On … wrote:" header starting at line i, or 0."""
+    line = lines[i]
+    if _CJK_HEADER.match(line):
+        return 1
+    if len(line) > 300 or not _ON_START.match(line):
+        return 0
+    if _WROTE_END.search(line):
+        return 1
+    joined = line
+    for extra in (1, 2):
+        if i + extra >= len(lines) or not lines[i + extra].strip():
+            return 0
+        joined += " " + lines[i + extra]
+        if _WROTE_END.search(joined):
+            return extra + 1
+    return 0
+
+
+def _header_block(lines: list[str], i: int) -> bool:
+    """An Outlook-style block of header fields starts at line i (From first, 2+ fields)."""
+    match = _HEADER_KEY.match(lines[i])
+    if not match:
+        return False
+    key = match.group("key").lower()
+    if key not in _FROM_KEYS and key not in _FROM_KEYS_CJK:
+        return False
+    seen = 1
+    for j in range(i + 1, min(i + 7, len(lines))):
+        if _HEADER_KEY.match(lines[j]):
+            seen += 1
+        elif lines[j].strip() and not lines[j].startswith((" ", "\t")):
+            break
+    return seen >= 2
+
+
+def _strip_end(lines: list[str]) -> list[str]:
+    """Drop trailing blank lines, a mobile signature and an RFC 3676 "-- " signature."""
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for k in range(len(lines) - 1, max(-1, len(lines) - 15), -1):
+        if lines[k].rstrip() == "--":  # "-- " (RFC 3676 §4.3); some clients drop the space
+            del lines[k:]
+            break
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines and _MOBILE.match(lines[-1]):
+        lines.pop()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def reply_text(text: str) -> str:
+    """The new text of a reply (see the module docstring); "" for an empty text."""
+    if not text or not text.strip():
+        return ""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if len(lines) > MAX_LINES:
+        return text.strip()
+    kept: list[str] = []
+    i = 0
+    n = len(lines)
+    cut = False  # quoted lines were dropped since the last kept line
+    while i < n:
+        line = lines[i]
+        if _is_quoted(line):
+            cut = True
+            i += 1
+            continue
+        stripped = line.strip()
+        if not stripped and cut and kept and not kept[-1].strip():
+            i += 1  # one blank line where a quote was, not the two around it
+            continue
+        if stripped:
+            if _SEPARATOR.match(line) or (_UNDERSCORES.match(line) and _next_is_block(lines, i)):
+                break
+            if _header_block(lines, i):
+                break
+            size = _wrote_header(lines, i)
+            if size:
+                rest = _next_content(lines, i + size)
+                if rest is None or _is_quoted(lines[rest]):
+                    i += size  # an interleaved reply: drop the header, keep what follows
+                    cut = True
+                    continue
+                break  # a top-posted reply: the history follows unquoted
+        kept.append(line)
+        cut = cut and not stripped
+        i += 1
+    new = "\n".join(_strip_end(_strip_start(kept))).strip()
+    return new or text.strip()
+
+
+def _next_content(lines: list[str], start: int) -> int | None:
+    for j in range(start, min(start + 3, len(lines))):
+        if lines[j].strip():
+            return j
+    return None
+
+
+def _next_is_block(lines: list[str], i: int) -> bool:
+    j = _next_content(lines, i + 1)
+    return j is not None and _header_block(lines, j)
+
+
+def _strip_start(lines: list[str]) -> list[str]:
+    start = 0
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    return lines[start:]

@@ -1,0 +1,91 @@
+"""The customer's own words (gateway/mail/quotes.py): the labelled replies as floors, the
+German Outlook case, and the shapes the trimmer must keep or cut. Speed is in bench/trimming.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.mail.parse import parse_mail
+from gateway.mail.quotes import reply_text
+from gateway.pipeline.assistant.signals import analyse, sentiment_reliable
+
+from helpers.labelled import labelled_replies, trimming_rates
+
+CASE = Path(__file__).resolve().parent / "data" / "cases" / "trimming-german-outlook-quote.eml"
+GERMAN_NEW_TEXT = (
+    "Hallo,\n\ndanke, die Rechnung ist angekommen. Eine Frage noch:\n\n"
+    "- Gilt der Rabatt auch für die zweite Lieferung?\n- Kann ich per Lastschrift zahlen?\n\n"
+    "Viele Grüße\nKai"
+)
+
+
+def test_labelled_replies_floor() -> None:
+    replies = labelled_replies()
+    assert len(replies) >= 150
+    exact, starts, wrong = trimming_rates(reply_text, replies)
+    assert exact >= 0.95, wrong
+    assert starts >= 0.97, wrong
+
+
+def test_german_outlook_case_keeps_the_list_and_cuts_the_header_block() -> None:
+    mail = parse_mail(CASE.read_bytes())
+    assert mail.new_text == GERMAN_NEW_TEXT
+
+
+def test_german_outlook_case_is_not_escalated_for_sentiment() -> None:
+    from gateway.config import AssistantSettings
+    from gateway.pipeline.assistant.decision import ConversationView, MessageView
+    from gateway.pipeline.assistant.rules import escalation_reasons
+
+    mail = parse_mail(CASE.read_bytes())
+    sig = analyse(mail.new_text)
+    assert sig.language == "de" and not sentiment_reliable(sig.language)
+    message = MessageView(
+        id=1,
+        direction="in",
+        subject=mail.subject,
+        text=mail.new_text,
+        sentiment=sig.sentiment,
+        sentiment_label=sig.sentiment_label,
+        language=sig.language,
+    )
+    conv = ConversationView(
+        id=1, subject=mail.subject, status="open", customer_email="kai.berger@kunde.test",
+        messages=(message,),
+    )  # fmt: skip
+    settings = AssistantSettings(negative_sentiment=1.0)  # any score would escalate
+    assert not any("sentiment" in r for r in escalation_reasons(conv, settings))
+    english = MessageView(
+        id=2, direction="in", subject="x", text="This is terrible.", sentiment=-0.5,
+        sentiment_label="negative", language="en",
+    )  # fmt: skip
+    conv_en = ConversationView(
+        id=2, subject="x", status="open", customer_email="a@b.test", messages=(english,)
+    )
+    assert any("sentiment" in r for r in escalation_reasons(conv_en, settings))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thanks!\n\nSent from my iPhone\n\nOn Mon, Bob <b@x.test> wrote:\n> hi", "Thanks!"),
+        ("Merci\n\nLe lun. 2 sept. 2024 à 16:01, Bob <b@x.test> a écrit :\n\nold", "Merci"),
+        ("ok\n\n-----Original Message-----\nFrom: Bob\nSent: Monday", "ok"),
+        ("ok\n\nVon: Bob <b@x.test>\nGesendet: Montag\nAn: Kai\nBetreff: x\n\nalt", "ok"),
+        ("はい\n\n2024年9月2日(月) 16:01 Bob <b@x.test>:\n> 古い", "はい"),
+        ("好的\n\n在 2024年9月2日 16:01，Bob <b@x.test> 写道：\n> 旧", "好的"),
+        ("On Mon, Bob wrote:\n> q1\n\na1\n\n> q2\n\na2\n", "a1\n\na2"),
+        ("1. one\n2. two\n\n\nthree", "1. one\n2. two\n\n\nthree"),
+        ("fwd below\n\n---------- Forwarded message ---------\nFrom: x", "fwd below"),
+    ],
+)
+def test_shapes(text: str, expected: str) -> None:
+    assert reply_text(text) == expected
+
+
+def test_a_forward_without_own_words_keeps_the_whole_text() -> None:
+    text = "---------- Forwarded message ---------\nFrom: Bob <b@x.test>\n\nthe content"
+    assert reply_text(text) == text
+    assert reply_text("") == "" and reply_text("  \n") == ""
