@@ -31,16 +31,17 @@ MAX_LINES = 5000  # beyond this the mail is not a reply worth trimming line by l
 
 _WROTE = (
     r"wrote|writes|schrieb|schreibt|a [ée]crit|escribi[óo]|ha scritto|scrisse|schreef|"
-    r"escreveu|skrev|skriver|kirjoitti|napisa[łl]\w*|napsal\w*|yazd[ıi]|написал\w*|"
-    r"書きました|のメッセージ|写道|寫道|글"
+    r"escreveu|skrev|skriver|kirjoitti|napisa[łl]\w*(?:\(a\))?|napsal\w*|yazd[ıi]|"
+    r"написал\w*|написав|írta|書きました|のメッセージ|写道|寫道|글"
 )
 # "… wrote:" at the end, or "Am … schrieb NAME <addr>:" (the verb before the name: de, nl, sv)
 _WROTE_END = re.compile(
     r"(?:(?:" + _WROTE + r")\s*[:：]?|\b(?:schrieb|schreef|skrev|skriver|escreveu)\b.*[:：])\s*$",
     re.IGNORECASE,
 )
+_TIME = re.compile(r"\b\d{1,2}[:.h]\d{2}\b")
 _ON_START = re.compile(
-    r"^\s*(?:on|am|le|el|il|op|em|den|d\.|dne|w dniu|в|\d{1,4}[./年-]|"
+    r"^\s*(?:-\s*)?(?:on|am|le|el|il|op|em|den|d\.|dne|dnia|w dniu|в|\d{1,4}[./年-]|"
     r"在|於|于|\w+,? \d{1,2}\.? \w+ \d{4}|\d{4}/\d{1,2}/\d{1,2})",
     re.IGNORECASE,
 )
@@ -58,16 +59,20 @@ _SEPARATOR = re.compile(
     re.IGNORECASE,
 )
 _HEADER_KEY = re.compile(
-    r"^\s*\*?\s*(?P<key>from|sent|to|cc|subject|date|von|gesendet|an|betreff|datum|de|envoy[ée]|"
+    r"^\s*\*?\s*(?P<key>from|sent|to|cc|subject|date|von|gesendet|an|betreff|datum|de|"
+    r"envoy[ée](?: le)?|message du|copie [àa]|sujet|"
     r"[àa]|objet|date d'envoi|enviado|para|asunto|fecha|da|inviato|oggetto|data|van|verzonden|"
     r"aan|onderwerp|datum|enviada|assunto|fr[åa]n|skickat|till|[äa]mne|fra|sendt|til|emne|"
+    r"от|отправлено|кому|тема|дата|"
     r"差出人|送信日時|宛先|件名|日付|发件人|发送时间|收件人|主题|寄件者|寄件日期|收件者|主旨)"
     r"\s*\*?\s*[:：]",
     re.IGNORECASE,
 )
-_FROM_KEYS = frozenset({"from", "von", "de", "da", "van", "från", "fran", "fra"})
+_FROM_KEYS = frozenset({"from", "von", "de", "da", "van", "från", "fran", "fra", "от"})
 _FROM_KEYS_CJK = frozenset({"差出人", "发件人", "寄件者"})
-_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+# a line drawn above a header block (Outlook's underscores; "----" is an HTML <hr> as text)
+_RULE = re.compile(r"^\s*(?:_{10,}|-{4,}|={10,})\s*$")
+_LIST_FOOTER = re.compile(r"mailing list|mailman/listinfo|unsubscribe", re.IGNORECASE)
 _MOBILE = re.compile(
     r"^\s*(?:sent from (?:my |the )?[\w\- .]{2,40}|sent with [\w\- .]{2,40}|"
     r"get outlook for (?:ios|android)|sent from mail for windows(?: 10)?|"
@@ -90,10 +95,14 @@ def _wrote_header(lines: list[str], i: int) -> int:
     line = lines[i]
     if _CJK_HEADER.match(line):
         return 1
-    if len(line) > 300 or not _ON_START.match(line):
+    if len(line) > 300 or not (_ON_START.match(line) or _TIME.search(line)):
         return 0
     if _WROTE_END.search(line):
         return 1
+    if line.rstrip().endswith((":", "：")) and "@" in line and _TIME.search(line):
+        rest = _next_content(lines, i + 1)
+        if rest is not None and _is_quoted(lines[rest]):
+            return 1  # 'DATE, "NAME" <ADDR>:' above a quote (Yandex, Mail.ru, ...)
     joined = line
     for extra in (1, 2):
         if i + extra >= len(lines) or not lines[i + extra].strip():
@@ -105,20 +114,20 @@ def _wrote_header(lines: list[str], i: int) -> int:
 
 
 def _header_block(lines: list[str], i: int) -> bool:
-    """An Outlook-style block of header fields starts at line i (From first, 2+ fields)."""
+    """An Outlook-style block of header fields starts at line i: From first and 2+ fields, or
+    3+ fields with a From among them ("Message du :", "De :", "A :", ...)."""
     match = _HEADER_KEY.match(lines[i])
     if not match:
         return False
-    key = match.group("key").lower()
-    if key not in _FROM_KEYS and key not in _FROM_KEYS_CJK:
-        return False
-    seen = 1
+    keys = [match.group("key").lower()]
     for j in range(i + 1, min(i + 7, len(lines))):
-        if _HEADER_KEY.match(lines[j]):
-            seen += 1
+        field = _HEADER_KEY.match(lines[j])
+        if field:
+            keys.append(field.group("key").lower())
         elif lines[j].strip() and not lines[j].startswith((" ", "\t")):
             break
-    return seen >= 2
+    has_from = [k in _FROM_KEYS or k in _FROM_KEYS_CJK for k in keys]
+    return (has_from[0] and len(keys) >= 2) or (len(keys) >= 3 and any(has_from))
 
 
 def _strip_end(lines: list[str]) -> list[str]:
@@ -160,8 +169,10 @@ def reply_text(text: str) -> str:
             i += 1  # one blank line where a quote was, not the two around it
             continue
         if stripped:
-            if _SEPARATOR.match(line) or (_UNDERSCORES.match(line) and _next_is_block(lines, i)):
+            if _SEPARATOR.match(line) or (_RULE.match(line) and _next_is_block_or_footer(lines, i)):
                 break
+            if _MOBILE.match(line) and _next_content(lines, i + 1) is not None:
+                break  # what follows a mobile signature is the quoted history
             if _header_block(lines, i):
                 break
             size = _wrote_header(lines, i)
@@ -186,9 +197,12 @@ def _next_content(lines: list[str], start: int) -> int | None:
     return None
 
 
-def _next_is_block(lines: list[str], i: int) -> bool:
+def _next_is_block_or_footer(lines: list[str], i: int) -> bool:
+    """A header block, or a mailing list's footer, follows the rule drawn at line i."""
     j = _next_content(lines, i + 1)
-    return j is not None and _header_block(lines, j)
+    if j is None:
+        return False
+    return _header_block(lines, j) or bool(_LIST_FOOTER.search(lines[j]))
 
 
 def _strip_start(lines: list[str]) -> list[str]:
