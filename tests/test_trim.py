@@ -89,3 +89,18 @@ def test_a_forward_without_own_words_keeps_the_whole_text() -> None:
     text = "---------- Forwarded message ---------\nFrom: Bob <b@x.test>\n\nthe content"
     assert reply_text(text) == text
     assert reply_text("") == "" and reply_text("  \n") == ""
+
+
+def test_the_html_structure_marks_the_quote_where_the_words_are_unknown() -> None:
+    # a Greek quote header (not among the text rules' languages) in both parts
+    header = "Στις Δευ 15 Σεπ 2026 ο χρήστης Destek <support@example.com> έγραψε:"
+    text = f"Merhaba,\n\nfatura hâlâ yanlış.\n\n{header}\n\nEski mesaj.\n"
+    html = (
+        '<div dir="ltr">Merhaba,<br><br>fatura hâlâ yanlış.</div><br>'
+        f'<div class="gmail_quote"><div class="gmail_attr">{header}</div>'
+        "<blockquote>Eski mesaj.</blockquote></div>"
+    )
+    assert reply_text(text) == text.strip()  # the text rules alone find no history
+    assert reply_text(text, html) == "Merhaba,\n\nfatura hâlâ yanlış."
+    outlook = '<p>Tamam.</p><div id="divRplyFwdMsg"><b>Kimden:</b> Destek</div><p>eski</p>'
+    assert reply_text("Tamam.\n\nKimden: Destek\n\neski", outlook) == "Tamam."

@@ -719,7 +719,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         date=_date(msg, ctx),
         text=text,
         html=html,
-        new_text=reply_text(text),
+        new_text=reply_text(text, html),
         attachments=bodies.attachments,
         headers=_kept_headers(msg),
         forwarded_from=_forwarded_from(text, subject, bodies, ctx),

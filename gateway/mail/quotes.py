@@ -13,6 +13,10 @@ What ends the new text (the first one found, outside `>` quotes):
   optionally after Outlook's line of underscores;
 - a separator: "-----Original Message-----" and its translations, "---------- Forwarded
   message ---------", "Begin forwarded message:".
+When these text rules find no history but the HTML part marks where the quote starts (Gmail's
+`gmail_quote`, Outlook's `divRplyFwdMsg`/`appendonsend`, Apple's `blockquote type="cite"`,
+Thunderbird's `moz-cite-prefix`, Yahoo's and Proton's quote classes), the new text is the
+HTML above that mark, as text: the structure holds where the words of a header are unknown.
 `>`-quoted lines are removed wherever they are, with the "wrote:" line that introduces them, and
 the text written below or between them is kept (an interleaved reply). Mobile signatures ("Sent
 from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信", …) and an RFC 3676 signature
@@ -24,6 +28,8 @@ returned, so a forward's content still reaches the rep.
 from __future__ import annotations
 
 import re
+
+from gateway.mail.htmltext import html_to_text
 
 __all__ = ["reply_text"]
 
@@ -147,8 +153,32 @@ def _strip_end(lines: list[str]) -> list[str]:
     return lines
 
 
-def reply_text(text: str) -> str:
-    """The new text of a reply (see the module docstring); "" for an empty text."""
+_HTML_QUOTE = re.compile(
+    r"<(?:div|blockquote|span|hr)\b[^>]{0,400}?(?:class=[\"']?[^\"'>]*\b(?:gmail_quote|"
+    r"yahoo_quoted|protonmail_quote|moz-cite-prefix|OutlookMessageHeader)\b|"
+    r"id=[\"']?(?:divRplyFwdMsg|appendonsend|OLK_SRC_BODY_SECTION|reply-intro)\b|"
+    r"type=[\"']?cite\b)",
+    re.IGNORECASE,
+)
+MAX_HTML_SCAN = 500_000
+
+
+def reply_text(text: str, html: str = "") -> str:
+    """The new text of a reply (see the module docstring); "" for an empty text.
+
+    `text` is the mail's plain text (or its HTML as text); `html` its HTML part, if any.
+    """
+    new = _text_rules(text)
+    if html and new == (text or "").strip():
+        mark = _HTML_QUOTE.search(html[:MAX_HTML_SCAN])
+        if mark and mark.start() > 0:
+            above = _text_rules(html_to_text(html[: mark.start()]))
+            if above and len(above) < len(new):
+                return above
+    return new
+
+
+def _text_rules(text: str) -> str:
     if not text or not text.strip():
         return ""
     lines = text.replace("\r\n", "\n").split("\n")
