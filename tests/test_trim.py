@@ -104,3 +104,13 @@ def test_the_html_structure_marks_the_quote_where_the_words_are_unknown() -> Non
     assert reply_text(text, html) == "Merhaba,\n\nfatura hâlâ yanlış."
     outlook = '<p>Tamam.</p><div id="divRplyFwdMsg"><b>Kimden:</b> Destek</div><p>eski</p>'
     assert reply_text("Tamam.\n\nKimden: Destek\n\neski", outlook) == "Tamam."
+
+
+def test_sentiment_counts_only_for_a_confidently_english_text() -> None:
+    from gateway.pipeline.assistant.signals import language
+
+    assert language("This is terrible, I want my money back.") == "en"
+    assert language("refund now") == ""  # py3langid: en at 0.21, a guess
+    assert language("Wo ist mein Paket? Die Lieferung ist nicht angekommen.") == "de"
+    assert sentiment_reliable("en")
+    assert not sentiment_reliable("de") and not sentiment_reliable("")

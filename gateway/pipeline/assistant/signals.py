@@ -1,8 +1,11 @@
 """Sentiment (VADER, a lexicon model) and language (py3langid) of a customer's mail.
 
-VADER's lexicon is English: on other languages it mostly sees no words it knows and reports a
-neutral score. `sentiment_reliable` says so, and the handoff comment repeats it, so a rep does
-not read "neutral" on an angry German mail as calm.
+VADER's lexicon is English: on other languages it mostly sees no words it knows, and the few it
+does know mislead it (the German article "die" reads as negative, so a neutral German question
+scored as negative and was escalated). The score is therefore used only where it means
+something: `sentiment_reliable(language)` is true for English alone, and the language is only
+named when py3langid is confident enough (`MIN_LANGUAGE_CONFIDENCE`); otherwise it is "" and the
+sentiment is "not assessed". The escalation rule (rules.py) and the handoff comment read it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ LANGUAGE_NAMES = {
     "ja": "Japanese",
     "zh": "Chinese",
 }
-_RELIABLE = frozenset({"en"})
+_RELIABLE = frozenset({"en"})  # the languages VADER's lexicon covers
+# py3langid's normalised probability below which the language is not named: short texts such as
+# "refund now" (en 0.21) or "Danke, super" (eo 0.08) are guesses; "This is terrible." is en 0.36
+MIN_LANGUAGE_CONFIDENCE = 0.3
 _WORD = re.compile(r"\w+", re.UNICODE)
 _lock = threading.Lock()
 
@@ -87,13 +93,14 @@ def sentiment(text: str) -> tuple[float, str]:
 
 
 def language(text: str) -> str:
-    """ISO 639-1 code of the text's language, or "" when it is too short to tell."""
+    """ISO 639-1 code of the text's language, or "" when it is too short or too uncertain to
+    tell (fewer than 2 words, or a probability below MIN_LANGUAGE_CONFIDENCE)."""
     text = (text or "").strip()
     if len(_WORD.findall(text)) < 2:
         return ""
     with _lock:
-        code, _prob = _identifier().classify(text[:5000])
-    return str(code)
+        code, prob = _identifier().classify(text[:5000])
+    return str(code) if prob >= MIN_LANGUAGE_CONFIDENCE else ""
 
 
 def analyse(text: str) -> Signals:
@@ -102,7 +109,8 @@ def analyse(text: str) -> Signals:
 
 
 def sentiment_reliable(lang: str) -> bool:
-    """VADER is an English lexicon: its score means little for other languages."""
+    """VADER is an English lexicon: its score means little for other languages, or when the
+    language could not be told ("")."""
     return lang in _RELIABLE
 
 
