@@ -1,5 +1,6 @@
 """Machine mail over real SMTP (issue 14 item 7): the field cases' bounces and ARF report are
-stored with their class, never answered and never handed off (no handoff job, so no ticket)."""
+stored with their class, never answered and never handed off: the HubSpot sandbox gets no
+ticket for them, while a person's mail sent alongside, asking for a person, gets one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_processed, write_config
+from conftest import make_mail, wait_processed, write_config
 from helpers.waiting import wait_idle
+from hubspot_helpers import all_objects, conversation_of, wait_handed_off
 
 CASES = Path(__file__).resolve().parent / "data" / "cases"
 KNOWLEDGE = Path(__file__).resolve().parents[1] / "examples" / "knowledge"
@@ -53,19 +55,32 @@ async def kinds(gw) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def test_machine_cases_are_classified_never_answered_never_a_ticket(gateway):
+async def test_machine_cases_are_classified_never_answered_never_a_ticket(hub):
     for name in MACHINE_CASES:
         raw = re.sub(rb"\r?\n", b"\r\n", (CASES / name).read_bytes())
-        await send(gateway, raw, envelope_of(raw))
-    await wait_processed(gateway, len(MACHINE_CASES))
-    await wait_idle(gateway)  # processing done: an answer or a handoff would be queued by now
-    rows = await gateway.store.read(
-        lambda db: db.execute("SELECT subject, annotations FROM messages").fetchall()
+        await send(hub, raw, envelope_of(raw))
+    person = make_mail(
+        subject="Re: Your refund request",
+        body="Hello,\r\nI want to talk to a person about my refund.\r\n\r\nAlice",
+        message_id="person-1@customer.test",
+    )
+    await send(hub, person, "alice@customer.test")
+    await wait_processed(hub, len(MACHINE_CASES) + 1)
+    await wait_handed_off(hub, await conversation_of(hub, "person-1@customer.test"))
+    await wait_idle(hub)  # every job done: a machine mail's answer or handoff would be by now
+    rows = await hub.store.read(
+        lambda db: db.execute(
+            "SELECT subject, annotations FROM messages WHERE direction = 'in'"
+        ).fetchall()
     )
     classes = {subject: set(json.loads(ann or "[]")) for subject, ann in rows}
-    assert len(classes) == len(MACHINE_CASES)
+    assert len(classes) == len(MACHINE_CASES) + 1
     for subject, found in classes.items():
+        if subject == "Re: Your refund request":
+            continue  # the person's mail
         expected = "abuse_report" if subject.startswith("Complaint") else "bounce"
         assert expected in found, (subject, found)
-    done = await kinds(gateway)
-    assert "assist" not in done and "send_reply" not in done and "handoff" not in done, done
+    done = await kinds(hub)
+    assert done.count("handoff") == 1 and "send_reply" not in done, done
+    tickets = await all_objects(hub, "tickets")
+    assert len(tickets) == 1 and "refund" in (tickets[0]["properties"]["subject"] or "").lower()
