@@ -90,7 +90,7 @@ _DSN_SUBJECT_WEAK = re.compile(
     r"^\s*message delivery failure|^\s*n[ãa]o [ée] poss[íi]vel entregar|^\s*failure notice\b|"
     r"delivery status notification|^\s*mail delivery failure|^\s*unable to deliver|"
     r"^\s*message not delivered|^\s*zustellung fehlgeschlagen|"
-    r"^\s*[ée]chec de (?:la )?(?:remise|distribution)",
+    r"^\s*[ée]chec de (?:la )?(?:remise|distribution)|^\s*メールエラー|エラー通知\s*$",
     re.IGNORECASE,
 )
 # A person's reply or forward: "Re:", "Fwd:", "AW:", "WG:", ... in front of the subject.
@@ -108,7 +108,7 @@ _MACHINE_NAME = re.compile(
 )
 _MACHINE_LOCAL = re.compile(
     r"^(?:mail[._-]?delivery[._-]?(?:system|subsystem)|microsoftexchange[0-9a-f]{20,}|"
-    r"mdaemon|mail[._-]?daemon|bounce[sd]?(?:[+._-].*)?|nondelivery|ndr)$",
+    r"mdaemon|mail[._-]?daemon|bounce[sd]?(?:[+._-].*)?|nondelivery|ndr|post[._-]master)$",
     re.IGNORECASE,
 )
 # What MTAs write at the top of a bounce that has no DSN structure.
@@ -124,7 +124,8 @@ _BOUNCE_TEXT = re.compile(
     r"non [èe] stato possibile recapitare|kon niet worden bezorgd|"
     r"n[ãa]o foi poss[íi]vel entregar|kunde inte levereras|failure reasons|"
     r"below this line is a copy of the message|original message follows|"
-    r"unsent message follows|kopie der nachricht",
+    r"unsent message follows|kopie der nachricht|送信できませんでした|配信できませんでした|"
+    r"送信に失敗しました|届きませんでした|не может быть доставлено|не доставлено",
     re.IGNORECASE,
 )
 _SMTP_STATUS = re.compile(r"\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b|\b5\d\d\s+[A-Za-z<]")
@@ -241,16 +242,29 @@ def bounce_filter(mail: ParsedMail, ctx: Context) -> None:
         ctx.annotations.add(BOUNCE)
     if _hdr(mail, "x-failed-recipients") or _hdr(mail, "x-ms-exchange-message-is-ndr"):
         ctx.annotations.add(BOUNCE)
-    if BOUNCE in ctx.annotations or _person_subject(mail):
+    if BOUNCE in ctx.annotations:
         return
     by_address, by_name = _machine_sender(mail)
-    if by_address or _DSN_SUBJECT.search(mail.subject or ""):
+    if by_address:  # MAILER-DAEMON, postmaster, ...: even under "Re:" (Verizon's NDRs)
+        ctx.annotations.add(BOUNCE)
+        return
+    if _person_subject(mail):
+        return
+    if _DSN_SUBJECT.search(mail.subject or ""):
         ctx.annotations.add(BOUNCE)
         return
     evidence = _bounce_text_evidence(mail)
     subject = bool(_DSN_SUBJECT_WEAK.search(mail.subject or ""))
+    noreply = mail.sender is not None and bool(
+        _NOREPLY_LOCAL.search(_local_domain(mail.sender.email)[0])
+    )
     # a weak subject alone could be a person's ("Non remis : colis 4711"): one more sign with it
-    if evidence >= 3 or (evidence >= 1 and (by_name or subject)) or (subject and by_name):
+    if (
+        evidence >= 3
+        or (evidence >= 2 and noreply)
+        or (evidence >= 1 and (by_name or subject))
+        or (subject and by_name)
+    ):
         ctx.annotations.add(BOUNCE)
 
 
