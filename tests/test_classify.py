@@ -410,3 +410,21 @@ def test_people_writing_about_machine_mail_are_people(subject: str, body: str) -
     raw = mail_of(CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}"), body)
     mail = parse_mail(raw)
     assert mail_class(classify(mail, envelope_from="john.doe@customer.example")) == HUMAN
+
+
+def test_a_forwarded_auto_acknowledgement_is_a_persons_mail() -> None:
+    from gateway.pipeline.classify import HUMAN, mail_class
+
+    body = (
+        "---------- Forwarded message ---------\nFrom: Acme Support <support@vendor.test>\n"
+        "Subject: Ticket Received - Refund\n\nThis is an automated response: we have received "
+        "your request and a ticket has been created (ticket #55123).\n"
+    )
+    raw = mail_of(CUSTOMER.replace("Order 4711 missing", "Fwd: Ticket Received - Refund"), body)
+    assert mail_class(classify(parse_mail(raw), envelope_from="john.doe@customer.example")) == HUMAN
+    unforwarded = mail_of(
+        CUSTOMER.replace("Order 4711 missing", "Ticket Received - Refund"),
+        body.split("\n\n", 1)[1],
+    )
+    annotations = classify(parse_mail(unforwarded), envelope_from="support@vendor.test")
+    assert mail_class(annotations) == "auto_acknowledgement"

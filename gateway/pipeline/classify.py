@@ -99,6 +99,9 @@ _REPLY_OR_FORWARD = re.compile(
     r"odp|pd|vb|vl)\s*(?:\[\d+\])?\s*:",
     re.IGNORECASE,
 )
+_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?(?:fw|fwd|wg|tr|rv|enc|doorst|vb|vl|pd|i)\s*:", re.IGNORECASE
+)
 _MACHINE_NAME = re.compile(
     r"^\s*(?:mail delivery (?:system|subsystem|service)|mail administrator|mailer[- ]?daemon|"
     r"postmaster|microsoft outlook|system administrator|mail system|mail delivery|"
@@ -320,6 +323,8 @@ def auto_acknowledgement_filter(mail: ParsedMail, ctx: Context) -> None:
     if not (_ACK_TEXT.search(subject) or _ACK_TEXT.search(head)):
         return
     helpdesk = bool(_HELPDESK_MAILER.search(_hdr(mail, "x-mailer")))
+    if _FORWARD_SUBJECT.match(subject):
+        return  # a person forwards another help desk's acknowledgement: a person's mail
     if _person_subject(mail) and not (helpdesk or _AUTOMATED.search(head)):
         return
     if helpdesk or _TICKET_REF.search(subject) or _TICKET_REF.search(head):
