@@ -59,10 +59,20 @@ class Result:
     # (expected, predicted) -> count
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
     wrong: list[tuple[str, str, str]] = field(default_factory=list)
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (file, expected, got)
     seconds: float = 0.0
 
     def classes(self) -> list[str]:
         return sorted({e for e, _ in self.confusion} | {p for _, p in self.confusion})
+
+    def upstream_recall(self, cls: str) -> tuple[int, int]:
+        """(recognised, labelled) mails of cls from public sets (the own-* files left out)."""
+        mine = [
+            got == cls
+            for rel, expected, got in self.rows
+            if expected == cls and not rel.rsplit("/", 1)[-1].startswith("own-")
+        ]
+        return sum(mine), len(mine)
 
     def lost_humans(self) -> int:
         """Human mails put in a machine class."""
@@ -84,6 +94,7 @@ def run(root: Path = LABELLED) -> Result:
     for path, expected in labelled_files(root):
         got = predict(path.read_bytes())
         result.confusion[(expected, got)] += 1
+        result.rows.append((str(path.relative_to(root)), expected, got))
         if got != expected:
             result.wrong.append((str(path.relative_to(root)), expected, got))
     result.seconds = time.perf_counter() - started
