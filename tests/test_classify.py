@@ -351,6 +351,8 @@ def test_labelled_bounces_recognised(labelled) -> None:
     support, _precision, recall = labelled.rates(BOUNCE)
     assert support >= 100
     assert recall >= 0.995, labelled.wrong
+    recognised, public = labelled.upstream_recall(BOUNCE)  # the public sets alone
+    assert public >= 40 and recognised / public >= 0.995, labelled.wrong
 
 
 def test_labelled_no_human_mail_lost_to_a_machine_class(labelled) -> None:
