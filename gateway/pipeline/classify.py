@@ -9,7 +9,7 @@ path, X-Failed-Recipients), then by what MTAs and providers write when they send
 their sender names, their subjects and the first lines of their text (Postfix, Exim, Sendmail,
 qmail, Exchange/Office 365, Gmail, Yahoo, hosting providers, in several languages). A mail whose
 subject says it is a reply or a forward ("Fwd: Undelivered Mail…") is a person's, whatever it
-quotes. Measured on tests/data/labelled (`bench/classify.py`).
+quotes, unless a bounce address sent it. Measured on tests/data/labelled (`bench/classify.py`).
 
 `envelope_from`: None means "unknown"; "" or "<>" is the null reverse-path of a bounce (aiosmtpd
 reports MAIL FROM:<> as ""), so callers that know the envelope should always pass it.
@@ -225,8 +225,9 @@ def _bounce_text_evidence(mail: ParsedMail) -> int:
 def bounce_filter(mail: ParsedMail, ctx: Context) -> None:
     """A non-delivery or delay report: RFC 3464 structure, a null reverse path, the MTA's
     headers, or (for the many MTAs and providers that send plain text, often from a non-empty
-    envelope sender) their sender, subject and first lines. Never for a person's reply or
-    forward of such a report, nor for an ARF report (it has its own class)."""
+    envelope sender) their sender, subject and first lines. A "Re:"/"Fwd:" subject is a
+    person's reply or forward of such a report, unless it comes from a bounce address
+    (MAILER-DAEMON, postmaster, ...). Never for an ARF report (it has its own class)."""
     if ABUSE_REPORT in ctx.annotations:
         return
     env = ctx.envelope_from
