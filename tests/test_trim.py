@@ -79,6 +79,9 @@ def test_german_outlook_case_is_not_escalated_for_sentiment() -> None:
         ("On Mon, Bob wrote:\n> q1\n\na1\n\n> q2\n\na2\n", "a1\n\na2"),
         ("1. one\n2. two\n\n\nthree", "1. one\n2. two\n\n\nthree"),
         ("fwd below\n\n---------- Forwarded message ---------\nFrom: x", "fwd below"),
+        # a customer's own words that look like a header's, with no date or address: kept
+        ("Hi,\n\nOn Monday I wrote:\n\n- one\n- two", "Hi,\n\nOn Monday I wrote:\n\n- one\n- two"),
+        ("Am Montag schrieb ich Ihnen:\n\nbitte", "Am Montag schrieb ich Ihnen:\n\nbitte"),
     ],
 )
 def test_shapes(text: str, expected: str) -> None:

@@ -46,6 +46,8 @@ _WROTE_END = re.compile(
     re.IGNORECASE,
 )
 _TIME = re.compile(r"\b\d{1,2}[:.h]\d{2}\b")
+# a header above unquoted history names a date or an address; "On Monday I wrote:" does not
+_DATED = re.compile(r"\d|@")
 _ON_START = re.compile(
     r"^\s*(?:-\s*)?(?:on|am|le|el|il|op|em|den|d\.|dne|dnia|w dniu|в|\d{1,4}[./年-]|"
     r"在|於|于|\w+,? \d{1,2}\.? \w+ \d{4}|\d{4}/\d{1,2}/\d{1,2})",
@@ -212,7 +214,9 @@ def _text_rules(text: str) -> str:
                     i += size  # an interleaved reply: drop the header, keep what follows
                     cut = True
                     continue
-                break  # a top-posted reply: the history follows unquoted
+                if _DATED.search(" ".join(lines[i : i + size])):
+                    break  # a top-posted reply: the history follows unquoted
+                # "On Monday I wrote:" with the customer's own points below: their words
         kept.append(line)
         cut = cut and not stripped
         i += 1
