@@ -82,10 +82,11 @@ def test_german_outlook_case_is_not_escalated_for_sentiment() -> None:
         # a customer's own words that look like a header's, with no date or address: kept
         ("Hi,\n\nOn Monday I wrote:\n\n- one\n- two", "Hi,\n\nOn Monday I wrote:\n\n- one\n- two"),
         ("Am Montag schrieb ich Ihnen:\n\nbitte", "Am Montag schrieb ich Ihnen:\n\nbitte"),
+        ("Change it\nFrom: old@x.test\nTo: new@x.test\n\nThanks", None),
     ],
 )
-def test_shapes(text: str, expected: str) -> None:
-    assert reply_text(text) == expected
+def test_shapes(text: str, expected: str | None) -> None:
+    assert reply_text(text) == (text if expected is None else expected)
 
 
 def test_a_forward_without_own_words_keeps_the_whole_text() -> None:

@@ -78,6 +78,16 @@ _HEADER_KEY = re.compile(
 )
 _FROM_KEYS = frozenset({"from", "von", "de", "da", "van", "från", "fran", "fra", "от"})
 _FROM_KEYS_CJK = frozenset({"差出人", "发件人", "寄件者"})
+# a quoted mail's block names when it was sent or what it was about, not only From and To
+_DATE_OR_SUBJECT_KEYS = frozenset(
+    {
+        *("sent", "date", "gesendet", "datum", "envoyé", "envoye", "envoyé le", "envoye le"),
+        *("date d'envoi", "message du", "enviado", "enviada", "fecha", "inviato", "data"),
+        *("verzonden", "skickat", "sendt", "отправлено", "дата", "送信日時", "日付", "发送时间"),
+        *("寄件日期", "subject", "betreff", "objet", "sujet", "asunto", "oggetto", "onderwerp"),
+        *("assunto", "ämne", "amne", "emne", "тема", "件名", "主题", "主旨"),
+    }
+)
 # a line drawn above a header block (Outlook's underscores; "----" is an HTML <hr> as text)
 _RULE = re.compile(r"^\s*(?:_{10,}|-{4,}|={10,})\s*$")
 _LIST_FOOTER = re.compile(r"mailing list|mailman/listinfo|unsubscribe", re.IGNORECASE)
@@ -123,7 +133,8 @@ def _wrote_header(lines: list[str], i: int) -> int:
 
 def _header_block(lines: list[str], i: int) -> bool:
     """An Outlook-style block of header fields starts at line i: From first and 2+ fields, or
-    3+ fields with a From among them ("Message du :", "De :", "A :", ...)."""
+    3+ fields with a From among them ("Message du :", "De :", "A :", ...); one of them a date
+    or a subject."""
     match = _HEADER_KEY.match(lines[i])
     if not match:
         return False
@@ -135,6 +146,8 @@ def _header_block(lines: list[str], i: int) -> bool:
         elif lines[j].strip() and not lines[j].startswith((" ", "\t")):
             break
     has_from = [k in _FROM_KEYS or k in _FROM_KEYS_CJK for k in keys]
+    if not any(k in _DATE_OR_SUBJECT_KEYS for k in keys):
+        return False  # "From: my old address / To: the new one" is the customer's text
     return (has_from[0] and len(keys) >= 2) or (len(keys) >= 3 and any(has_from))
 
 
