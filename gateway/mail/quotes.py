@@ -90,7 +90,8 @@ _DATE_OR_SUBJECT_KEYS = frozenset(
 )
 # a line drawn above a header block (Outlook's underscores; "----" is an HTML <hr> as text)
 _RULE = re.compile(r"^\s*(?:_{10,}|-{4,}|={10,})\s*$")
-_LIST_FOOTER = re.compile(r"mailing list|mailman/listinfo|unsubscribe", re.IGNORECASE)
+# a list server's footer under its line of underscores (Mailman: "riak-users mailing list")
+_LIST_FOOTER = re.compile(r"mailing list|/listinfo|to unsubscribe", re.IGNORECASE)
 _MOBILE = re.compile(
     r"^\s*(?:sent from (?:my |the )?[\w\- .]{2,40}|sent with [\w\- .]{2,40}|"
     r"get outlook for (?:ios|android)|sent from mail for windows(?: 10)?|"
@@ -249,7 +250,8 @@ def _next_is_block_or_footer(lines: list[str], i: int) -> bool:
     j = _next_content(lines, i + 1)
     if j is None:
         return False
-    return _header_block(lines, j) or bool(_LIST_FOOTER.search(lines[j]))
+    footer = lines[i].strip().startswith("_") and bool(_LIST_FOOTER.search(lines[j]))
+    return footer or _header_block(lines, j)
 
 
 def _strip_start(lines: list[str]) -> list[str]:
