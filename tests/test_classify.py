@@ -430,3 +430,18 @@ def test_a_forwarded_auto_acknowledgement_is_a_persons_mail() -> None:
     )
     annotations = classify(parse_mail(unforwarded), envelope_from="support@vendor.test")
     assert mail_class(annotations) == "auto_acknowledgement"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Can you add me to the guest list for Friday? https://events.example/42",
+        "Our sender verification in your dashboard fails: https://app.example/settings",
+        "We received your request for a quote #4471 and will sign it tomorrow.",
+    ],
+)
+def test_people_using_machine_words_are_people(body: str) -> None:
+    from gateway.pipeline.classify import HUMAN, mail_class
+
+    raw = mail_of(CUSTOMER, f"Hello,\n\n{body}\n\nJohn\n")
+    assert mail_class(classify(parse_mail(raw), envelope_from="john.doe@customer.example")) == HUMAN

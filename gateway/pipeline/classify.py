@@ -332,13 +332,15 @@ def auto_acknowledgement_filter(mail: ParsedMail, ctx: Context) -> None:
         ctx.annotations.add(AUTO_ACKNOWLEDGEMENT)
 
 
+# What a challenge-response system asks; phrases a person asking about such things would not use.
 _CHALLENGE_TEXT = re.compile(
     r"protecting myself from (?:receiving )?(?:junk|spam)|verify (?:that )?you are (?:a )?human|"
-    r"(?:confirm|prove) (?:that )?you are (?:a )?(?:human|real person|person)|guest list|"
-    r"(?:held|waitlisted|waiting|quarantined) (?:until|for) (?:you )?(?:verif|confirm|approv)|"
-    r"complete the verification process|sender verification|verify your (?:e-?mail )?address to "
-    r"deliver|will be delivered (?:as soon as|once|after) you (?:verify|confirm)|"
-    r"has been waitlisted|challenge[- ]response|"
+    r"(?:confirm|prove) (?:that )?you are (?:a )?(?:human|real person)|"
+    r"(?:join|add yourself to|added to) my guest list|"
+    r"(?:held|waitlisted|quarantined) (?:until|for) (?:you )?(?:verif|confirm|approv)|"
+    r"complete the verification process|sender verification (?:is )?required|"
+    r"verify your (?:e-?mail )?address to deliver|"
+    r"will be delivered (?:as soon as|once|after) you (?:verify|confirm)|has been waitlisted|"
     r"best[äa]tigen, dass sie ein mensch sind|erst zugestellt, wenn sie best[äa]tigen|"
     r"confirmer que vous [êe]tes (?:un )?humain",
     re.IGNORECASE,
