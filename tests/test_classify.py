@@ -445,3 +445,15 @@ def test_people_using_machine_words_are_people(body: str) -> None:
 
     raw = mail_of(CUSTOMER, f"Hello,\n\n{body}\n\nJohn\n")
     assert mail_class(classify(parse_mail(raw), envelope_from="john.doe@customer.example")) == HUMAN
+
+
+def test_a_person_pasting_a_bounce_text_is_a_person() -> None:
+    from gateway.pipeline.classify import HUMAN, mail_class
+
+    body = (
+        "Hi,\n\nsince yesterday I get this when I write to you:\n\nYour message could not be "
+        "delivered. This is a permanent error. 550 5.1.1 User unknown. Below this line is a "
+        "copy of the message.\n\nPlease fix it!\nJohn\n"
+    )
+    raw = mail_of(CUSTOMER.replace("Order 4711 missing", "My mails bounce"), body)
+    assert mail_class(classify(parse_mail(raw), envelope_from="john.doe@customer.example")) == HUMAN

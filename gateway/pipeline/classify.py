@@ -262,10 +262,11 @@ def bounce_filter(mail: ParsedMail, ctx: Context) -> None:
     noreply = mail.sender is not None and bool(
         _NOREPLY_LOCAL.search(_local_domain(mail.sender.email)[0])
     )
-    # a weak subject alone could be a person's ("Non remis : colis 4711"): one more sign with it
+    # Words alone never make a bounce: a person pasting a bounce's text into a new mail is a
+    # person. They count with a machine sender name, a weak subject ("Non remis : colis 4711"
+    # could be a person's too) or a noreply sender.
     if (
-        evidence >= 3
-        or (evidence >= 2 and noreply)
+        (evidence >= 2 and noreply)
         or (evidence >= 1 and (by_name or subject))
         or (subject and by_name)
     ):
