@@ -404,6 +404,8 @@ def test_case_arf_is_its_own_class() -> None:
         ("Re: Delivery failure on my order", "The parcel delivery failed twice."),
         ("Non remis : colis 4711", "Bonjour, mon colis n'a pas été remis."),
         ("Ticket #55123 still open", "My ticket #55123 is still open, please have a look."),
+        ("Package returned to sender", "My parcel 4711 was returned to sender. Resend it?"),
+        ("Mail delivery failed", "Hi, my mail to billing failed. Which address is right?"),
     ],
 )
 def test_people_writing_about_machine_mail_are_people(subject: str, body: str) -> None:

@@ -71,20 +71,21 @@ _OOO_WEAK = re.compile(
     r"vacaciones|afwezig|fr[åa]nvarande|nieobecno[śs][ćc]|out of office)",
     re.IGNORECASE,
 )
-# Subjects that MTAs write and people do not: enough on their own.
+# Subjects exactly as MTAs write them (anchored): enough on their own.
 _DSN_SUBJECT = re.compile(
-    r"undelivered mail returned to sender|delivery status notification \((?:failure|delay)\)|"
-    r"mail delivery failed|^\s*undeliverable\b|undeliverable mail|^\s*returned mail\b|"
-    r"^\s*failure notice\s*$|mail system error|delivery has failed|"
-    r"delayed mail \(still being retried\)|warning: could not send message|"
-    r"message delivery (?:has been )?delayed|^\s*nicht zustellbar|^\s*unzustellbar|"
-    r"returned to sender|delivery notification: delivery has failed|mail could not be delivered|"
-    r"^\s*undeliverable message|^\s*postmaster notify|^\s*undelivered message\b|"
-    r"^\s*配信(?:不能|エラー)|^\s*退信",
+    r"^\s*(?:undelivered mail returned to sender\s*$|delivery status notification "
+    r"\((?:failure|delay)\)\s*$|mail delivery failed: returning message to sender|"
+    r"undeliverable:|undeliverable mail\b|undeliverable message\b|undelivered message\b|"
+    r"returned mail:|failure notice\s*$|delayed mail \(still being retried\)|"
+    r"warning: could not send message for past|delivery notification: delivery has failed|"
+    r"mail system error - returned mail|postmaster notify|unzustellbar:|nicht zustellbar:|"
+    r"配信(?:不能|エラー)|退信)",
     re.IGNORECASE,
 )
 # Subjects a person might also write ("Non remis : colis 4711"): need one more sign.
 _DSN_SUBJECT_WEAK = re.compile(
+    r"mail delivery failed|undeliverable|returned to sender|mail could not be delivered|"
+    r"delivery has failed|mail system error|message delivery (?:has been )?delayed|"
     r"^\s*non remis|^\s*non recapitabile|^\s*no se puede entregar|^\s*onbestelbaar|"
     r"^\s*kan ikke leveres|^\s*olevererbart|^\s*undelivered mail\b|^\s*delivery failure\b|"
     r"^\s*message delivery failure|^\s*n[ãa]o [ée] poss[íi]vel entregar|^\s*failure notice\b|"
