@@ -16,15 +16,24 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from gateway.addresses import address_key, validate_address
+from gateway.mail.charsets import decode_encoded_words, decode_text, has_undecoded
+from gateway.mail.containers import (
+    SIGNED_DATA_TYPES,
+    is_tnef,
+    unpack_tnef,
+    unwrap_signed_data,
+)
 from gateway.mail.htmltext import html_to_text
 from gateway.mail.normalise import header_message_id, message_id_of, normalise
 from gateway.mail.quotes import reply_text
@@ -89,7 +98,6 @@ KEPT_HEADERS = frozenset(
     }
 )
 
-_PARSER = BytesParser(policy=policy.default)
 _ANGLE_TOKEN = re.compile(r"<([^<>]*)>")
 _BARE_ID = re.compile(r"^[^\s<>@,;:\"()\[\]\\]+@[^\s<>@,;:\"()\\]+$")
 _CRLF = re.compile(r"[\r\n]")
@@ -118,23 +126,11 @@ def _clean_line(text: str) -> str:
     return " ".join(_clean(text).split())
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> tuple[str, str]:
-    """Decode with the declared charset, then UTF-8, then cp1252; returns (text, defect)."""
-    if charset:
-        try:
-            return data.decode(charset, "replace"), ""
-        except (LookupError, ValueError):
-            pass
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", "replace")
-    return text, f"unknown charset {charset!r}: decoded as fallback" if charset else ""
-
-
 class _Ctx:
     def __init__(self) -> None:
         self.defects: list[str] = []
+        self.hints: list[str] | None = None  # the text parts' charset labels, when needed
+        self.unwrapped = 0  # containers opened (S/MIME, TNEF): bounded
 
     def defect(self, text: str) -> None:
         text = _clean_line(text)[:300]
@@ -147,6 +143,129 @@ class _Ctx:
         except Exception as exc:  # every accessor of the email package is fallible
             self.defect(f"{label}: {type(exc).__name__}: {exc}")
             return default
+
+
+# --------------------------------------------------------------------------- tolerant headers
+
+_CURRENT: ContextVar[_Ctx | None] = ContextVar("parse_ctx", default=None)
+_MIME_TYPE = re.compile(r"\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*")
+
+
+def _split_params(value: str) -> list[str]:
+    """A MIME header value split at the semicolons outside quoted strings (RFC 2045 §5.1)."""
+    pieces: list[str] = []
+    start = 0
+    quoted = escaped = False
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            pieces.append(value[start:i])
+            start = i + 1
+    pieces.append(value[start:])
+    return pieces
+
+
+class _TolerantPolicy(EmailPolicy):
+    """policy.default, except that a header the email package cannot parse does not stop the
+    parse: a Content-Type or Content-Disposition loses only the parameters that break it (an
+    RFC 2231 `name*` without a value, ...), any other header is kept as unstructured text.
+
+    The email package parses a part's Content-Type while it splits the body, so without this
+    one broken parameter of one part made the whole mail unreadable.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        try:
+            return super().header_fetch_parse(name, value)
+        except Exception as exc:
+            ctx = _CURRENT.get()
+            if ctx is not None:
+                ctx.defect(f"{name}: unparseable ({type(exc).__name__}): {value[:100]!r}")
+        lname = name.lower()
+        if lname in ("content-type", "content-disposition"):
+            head, *params = _split_params(value)
+            if lname == "content-type" and not _MIME_TYPE.fullmatch(head):
+                head = "application/octet-stream"
+            kept = [head]
+            for param in params:
+                try:
+                    super().header_fetch_parse(name, f"{head}; {param}")
+                except Exception:
+                    continue
+                kept.append(param)
+            try:
+                return super().header_fetch_parse(name, "; ".join(kept))
+            except Exception:
+                return super().header_fetch_parse(name, head.strip() or "attachment")
+        return super().header_fetch_parse(f"X-Unparseable-{name}", value)
+
+
+_PARSER = BytesParser(policy=_TolerantPolicy())
+
+# A field line (RFC 5322 §2.2: printable ASCII but the colon, then a colon; obsolete white
+# space before the colon allowed), and the field names real mail carries: a line without
+# leading white space that is followed by one of these is a fold that lost its white space.
+_FIELD_LINE = re.compile(rb"[!-9;-~]{1,100}[ \t]*:")
+_KNOWN_FIELD = re.compile(
+    rb"(?:from|to|cc|bcc|subject|date|message-id|reply-to|sender|in-reply-to|references"
+    rb"|mime-version|content-[a-z-]+|received|return-path|x-[a-z0-9-]+|list-[a-z-]+"
+    rb"|dkim-signature|arc-[a-z-]+|authentication-results|delivered-to|thread-[a-z]+"
+    rb"|importance|priority|user-agent|organization|auto-submitted|precedence"
+    rb"|disposition-notification-to|accept-language|content-language|feedback-id)[ \t]*:",
+    re.IGNORECASE,
+)
+MAX_REPAIR_LINES = 1000
+
+
+def _repair_header_block(raw: bytes, ctx: _Ctx) -> bytes:
+    """Repair the top-level header block so that its fields are read; the raw stays stored.
+
+    A continuation line that lost its leading white space (a line that is no header field,
+    after a field and followed by more known fields) is folded back into the field before it.
+    A first line that is no header field starts the body, as the email package reads it (its
+    text is kept). Normal mail is returned unchanged (the same object).
+    """
+    end = raw.find(b"\n\n")
+    end_crlf = raw.find(b"\n\r\n")
+    ends = [e for e in (end, end_crlf) if e != -1]
+    head_end = min(ends) + 1 if ends else len(raw)
+    if head_end > MAX_HEADER_BLOCK_BYTES:
+        return raw
+    lines = raw[:head_end].split(b"\n")
+    if len(lines) > MAX_REPAIR_LINES:
+        return raw
+    if lines and lines[-1] == b"":
+        lines.pop()
+    ok = [
+        not line.strip(b"\r") or line[:1] in (b" ", b"\t") or bool(_FIELD_LINE.match(line))
+        for line in lines
+    ]
+    if all(ok) or (lines and lines[0].startswith(b"From ")):
+        return raw
+    known = [bool(_KNOWN_FIELD.match(line)) for line in lines]
+    out: list[bytes] = []
+    folded = 0
+    for i, line in enumerate(lines):
+        if ok[i]:
+            out.append(line)
+            continue
+        if out and any(known[i + 1 :]):
+            out.append(b" " + line)
+            folded += 1
+            continue
+        # the body starts here, without the empty line: leave the rest to the email package
+        out.extend(lines[i:])
+        break
+    if not folded:
+        return raw
+    ctx.defect(f"{folded} header continuation line(s) without leading white space folded")
+    rest = raw[head_end:]
+    return b"\n".join(out) + (b"\n" if rest or raw[:head_end].endswith(b"\n") else b"") + rest
 
 
 # --------------------------------------------------------------------------- header bounding
@@ -224,6 +343,42 @@ def _first_raw(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
+def _exact_raw(msg: Message, name: str) -> str:
+    """The first raw value of a header, unfolded, 8-bit bytes still surrogate escapes."""
+    lname = name.lower()
+    for key, value in _raw_items(msg):
+        if str(key).lower() == lname:
+            return re.sub(r"\r?\n(?=[ \t])", "", str(value)).strip()
+    return ""
+
+
+def _charset_hints(msg: Message, ctx: _Ctx) -> list[str]:
+    """The charset labels of the mail's text parts, in order: how its sender writes."""
+    if ctx.hints is None:
+        hints: list[str] = []
+
+        def collect() -> None:
+            for count, part in enumerate(msg.walk()):
+                if count >= MAX_PARTS:
+                    return
+                label = part.get_param("charset")
+                if isinstance(label, str) and label.lower() not in hints:
+                    hints.append(label.lower())
+
+        ctx.safe("charset hints", collect, None)
+        ctx.hints = hints
+    return ctx.hints
+
+
+def _redecode(text: str, raw: str, msg: Message, ctx: _Ctx) -> str:
+    """A header text the email package left with encoded-words, raw 8-bit bytes or U+FFFD,
+    decoded again from `raw` with the WHATWG decoders (mail.charsets)."""
+    if not has_undecoded(text):
+        return text
+    hints = _charset_hints(msg, ctx)
+    return ctx.safe("header charset", partial(decode_encoded_words, raw, hints), text)
+
+
 def _decoded_header(msg: Message, name: str, ctx: _Ctx) -> str:
     def get() -> str:
         value = msg.get(name)
@@ -231,8 +386,8 @@ def _decoded_header(msg: Message, name: str, ctx: _Ctx) -> str:
 
     value = ctx.safe(f"header {name}", get, None)
     if value is None:
-        return _first_raw(msg, name)
-    return _clean_line(value)
+        value = _exact_raw(msg, name)
+    return _clean_line(_redecode(value, _exact_raw(msg, name) or value, msg, ctx))
 
 
 def _is_new(address: Address, found: list[Address]) -> bool:
@@ -255,6 +410,7 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
                     return
                 spec = ctx.safe(f"{name} address", partial(_addr_spec, addr), "")
                 display = ctx.safe(f"{name} name", partial(_display_name, addr), "")
+                display = _redecode(display, display, msg, ctx)
                 valid = validate_address(_clean(spec), _clean(display))
                 if valid is None:
                     if spec or display:
@@ -415,11 +571,63 @@ class _Bodies:
         self.html_size = 0
 
 
+_FILE_PARAM = re.compile(
+    r'(filename|name)(?:\*(\d{1,3}))?(\*)?[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"?|[^;]*)', re.IGNORECASE
+)
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _raw_filename(part: Message, ctx: _Ctx) -> str:
+    """A part's file name read from its raw header values, for when the email package left it
+    undecoded: Content-Disposition `filename` (RFC 2183 §2.3), else Content-Type `name`, with
+    RFC 2231 sections and charsets, RFC 2047 encoded-words (as mail clients send them, though
+    RFC 2047 §5 does not allow them there) and raw 8-bit bytes, all through mail.charsets."""
+    for header, wanted in (("content-disposition", "filename"), ("content-type", "name")):
+        sections: dict[int, tuple[bool, str]] = {}
+        for piece in _split_params(_exact_raw(part, header))[1:]:
+            match = _FILE_PARAM.fullmatch(piece.strip())
+            if match is None or match.group(1).lower() != wanted:
+                continue
+            value = match.group(4).strip()
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix('"'))
+            sections.setdefault(int(match.group(2) or 0), (bool(match.group(3)), value))
+        if not sections:
+            continue
+        charset: str | None = None
+        data = bytearray()
+        for index in sorted(sections):
+            extended, value = sections[index]
+            if extended:
+                if charset is None and value.count("'") >= 2:
+                    charset, _language, value = value.split("'", 2)
+                raw = value.encode("utf-8", "surrogateescape")
+                data += _PERCENT.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
+            else:
+                data += value.encode("utf-8", "surrogateescape")
+        if charset is not None:
+            return decode_text(bytes(data), charset).text
+        text = bytes(data).decode("utf-8", "surrogateescape")
+        return decode_encoded_words(text, _charset_hints(part, ctx))
+    return ""
+
+
+def _filename(part: Message, ctx: _Ctx) -> str:
+    """The part's file name exactly as the sender wrote it (spaces and non-ASCII kept); only
+    control characters and path separators (never part of a name, RFC 2183 §2.3) are
+    removed, at most 255 characters."""
+    name = ctx.safe("filename", lambda: part.get_filename() or "", "")
+    if not name or has_undecoded(name):
+        name = ctx.safe("raw filename", partial(_raw_filename, part, ctx), "") or name
+    name = _CONTROL.sub("", _clean(name).replace("\t", " ")).strip()
+    return name.replace("/", "_").replace("\\", "_")[:255]
+
+
 def _attachment(
     part: Message, ctx: _Ctx, ctype: str, data: bytes, *, undecodable: bool = False
 ) -> Attachment:
-    filename = _clean_line(ctx.safe("filename", lambda: part.get_filename() or "", ""))
-    filename = filename.replace("/", "_").replace("\\", "_")[:255]
+    filename = _filename(part, ctx)
     cid_raw = _first_raw(part, "content-id")
     cid = cid_raw.strip().strip("<>").strip() if cid_raw else ""
     disposition = ctx.safe("disposition", part.get_content_disposition, None)
@@ -479,15 +687,22 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
 
     disposition = ctx.safe("disposition", part.get_content_disposition, None)
     filename = ctx.safe("filename", part.get_filename, None)
+    if _open_container(part, ctype, str(filename or ""), data, bodies, ctx):
+        return
     is_body = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
     if not is_body:
         bodies.attachments.append(_attachment(part, ctx, ctype, data))
         return
 
     charset = ctx.safe("charset", part.get_content_charset, None)
-    text, problem = _decode_bytes(data, charset)
-    if problem:
-        ctx.defect(problem)
+    body = decode_text(data, charset)
+    if body.problem:
+        ctx.defect(body.problem)
+    _add_text(bodies, ctype, body.text, ctx)
+
+
+def _add_text(bodies: _Bodies, ctype: str, text: str, ctx: _Ctx) -> None:
+    """Append one decoded text/plain or text/html body, within MAX_TEXT_CHARS per kind."""
     text = _clean(text).replace("\r\n", "\n").replace("\r", "\n")
     if ctype == "text/plain":
         room = MAX_TEXT_CHARS - bodies.text_size
@@ -504,6 +719,54 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
         ctx.defect(f"{ctype} truncated to {MAX_TEXT_CHARS} characters")
         text = text[:room]
     target.append(text)
+
+
+MAX_CONTAINERS = 5  # TNEF and S/MIME layers opened per mail
+
+
+def _open_container(
+    part: Message, ctype: str, filename: str, data: bytes, bodies: _Bodies, ctx: _Ctx
+) -> bool:
+    """Read a container part in place of its raw form (mail.containers); False to keep it.
+
+    TNEF (winmail.dat): its body joins the mail's text, its files the attachments. Opaque
+    signed S/MIME (smime-type signed-data, or no smime-type): its inner MIME entity is walked
+    like the rest of the mail. Encrypted S/MIME and unreadable containers stay attachments.
+    """
+    if ctx.unwrapped >= MAX_CONTAINERS:
+        return False
+    if is_tnef(ctype, filename):
+        content = unpack_tnef(data)
+        if content is None:
+            ctx.defect(f"{filename or ctype}: not readable as TNEF: kept as it is")
+            return False
+        ctx.unwrapped += 1
+        if content.text.strip():
+            _add_text(bodies, "text/plain", content.text, ctx)
+        if content.html.strip():
+            _add_text(bodies, "text/html", content.html, ctx)
+        for name, file_type, payload in content.files:
+            bodies.attachments.append(
+                Attachment(
+                    filename=_CONTROL.sub("", name).replace("/", "_").replace("\\", "_")[:255],
+                    content_type=file_type,
+                    size=len(payload),
+                    sha256=hashlib.sha256(payload).hexdigest(),
+                    data=payload,
+                )
+            )
+        return True
+    smime_type = str(ctx.safe("smime-type", lambda: str(part.get_param("smime-type") or ""), ""))
+    if ctype in SIGNED_DATA_TYPES and smime_type.lower() in ("", "signed-data"):
+        inner = unwrap_signed_data(data)
+        if inner is None:
+            return False
+        ctx.unwrapped += 1
+        inner_msg = _PARSER.parsebytes(_repair_header_block(inner, ctx))
+        for inner_part, _depth in _walk(inner_msg, ctx):
+            ctx.safe("part", partial(_handle_part, inner_part, bodies, ctx), None)
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------- reply / forward
@@ -561,6 +824,45 @@ def _forwarded_from(text: str, subject: str, bodies: _Bodies, ctx: _Ctx) -> Addr
     return None
 
 
+# --------------------------------------------------------------------------- text touches
+
+# Outlook's plain-text stand-in for an inline image ("[cid:image001.png@01DB4A2C.5E0F1A30]"):
+# the image itself reaches HubSpot as a file, so the stand-in goes; a line holding only
+# stand-ins goes with one blank line after it.
+_CID_LINE = re.compile(r"^[ \t]*(?:\[cid:[^\]\n]{1,500}\][ \t]*)+(?:\n|\Z)(?:[ \t]*\n)?", re.M)
+_CID = re.compile(r"\[cid:[^\]\n]{1,500}\]")
+MAX_FORWARDED = 5
+
+
+def _without_cid_placeholders(text: str) -> str:
+    if "[cid:" not in text:
+        return text
+    return _CID.sub("", _CID_LINE.sub("", text)).rstrip()
+
+
+def _with_forwarded_texts(text: str, messages: list[Message], ctx: _Ctx) -> str:
+    """`text` followed by the text of each attached message/rfc822 (the attachment stays one
+    file), each under a Gmail-style "Forwarded message" block with its From, Date, Subject and
+    To, so the rep and the assistant can read what was forwarded."""
+    blocks = [text] if text.strip() else []
+    for inner in messages[:MAX_FORWARDED]:
+        inner_bodies = _Bodies()
+        for part, _depth in _walk(inner, ctx):
+            ctype = ctx.safe("content type", part.get_content_type, "")
+            if ctype in ("text/plain", "text/html") or ctype in SIGNED_DATA_TYPES:
+                ctx.safe("forwarded part", partial(_handle_part, part, inner_bodies, ctx), None)
+        inner_text = "\n\n".join(t.strip("\n") for t in inner_bodies.text)
+        if not inner_text.strip() and inner_bodies.html:
+            inner_text = html_to_text("\n".join(inner_bodies.html))
+        head = ["---------- Forwarded message ---------"]
+        for name in ("From", "Date", "Subject", "To"):
+            value = _decoded_header(inner, name, ctx)
+            if value:
+                head.append(f"{name}: {value}")
+        blocks.append("\n".join(head) + "\n\n" + _without_cid_placeholders(inner_text).strip())
+    return "\n\n".join(blocks)[:MAX_TEXT_CHARS]
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -569,11 +871,14 @@ def parse_mail(
 ) -> ParsedMail:
     """Parse raw mail bytes into a ParsedMail; never raises for any input bytes."""
     ctx = _Ctx()
+    token = _CURRENT.set(ctx)
     try:
         return _parse(bytes(raw or b""), envelope_from, ctx)
     except Exception as exc:  # pragma: no cover - last resort, exercised by fuzz-ish corpora
         ctx.defect(f"parse failed: {type(exc).__name__}: {exc}")
         return _fallback(bytes(raw or b""), envelope_from, ctx)
+    finally:
+        _CURRENT.reset(token)
 
 
 def _fallback(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
@@ -619,7 +924,7 @@ def _bound_delimiters(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
-    bounded = _bound_headers(raw, ctx)
+    bounded = _repair_header_block(_bound_headers(raw, ctx), ctx)
     degraded_body = False
     if len(_MULTIPART_DECL.findall(bounded[: 64 * 1024 * 1024])) > MAX_MULTIPART_DECLARATIONS:
         ctx.defect(f"more than {MAX_MULTIPART_DECLARATIONS} multipart declarations: body kept raw")
@@ -631,7 +936,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
             ctx.defect(
                 f"more than {MAX_DELIMITER_LINES} boundary-like lines: the rest kept raw, unparsed"
             )
-    msg: EmailMessage
+    msg: Message
     try:
         msg = _PARSER.parsebytes(bounded, headersonly=degraded_body)
     except RecursionError:
@@ -702,9 +1007,14 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
             )
         )
     html = "\n".join(bodies.html)
-    text = "\n\n".join(t.strip("\n") for t in bodies.text)
+    text = "\n\n".join(t.strip("\n") for t in bodies.text if t.strip())
     if not text.strip() and html.strip():
         text = html_to_text(html)
+    text = _without_cid_placeholders(text)
+    forwarded_from = _forwarded_from(text, subject, bodies, ctx)
+    is_report = ctx.safe("content type", msg.get_content_type, "") == "multipart/report"
+    if bodies.rfc822 and not is_report:
+        text = _with_forwarded_texts(text, bodies.rfc822, ctx)
 
     return ParsedMail(
         message_id=_message_id(msg, raw, ctx),
@@ -722,6 +1032,6 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         new_text=reply_text(text, html),
         attachments=bodies.attachments,
         headers=_kept_headers(msg),
-        forwarded_from=_forwarded_from(text, subject, bodies, ctx),
+        forwarded_from=forwarded_from,
         defects=list(ctx.defects),
     )

@@ -10,6 +10,7 @@ import html
 import re
 from typing import Any
 
+from gateway.mail.containers import is_signature
 from gateway.models import OUTSIDE_SENDER
 from gateway.pipeline.assistant import EscalationFacts, handoff_comment
 from gateway.pipeline.conversations import REQUESTER_REPLY_TO, SENDER_UNVALIDATED
@@ -220,13 +221,18 @@ def already_exists(category: str, body: Any, unique_property: str) -> bool:
 
 
 def files_to_upload(msg: dict[str, Any], limit: int = 10) -> list[dict[str, Any]]:
-    """The customer's real attachments worth putting in HubSpot (not inline images, not
-    parts we could not decode), at most `limit` (the channel's maxFileAttachmentCount)."""
-    return [
+    """The customer's files worth putting in HubSpot, at most `limit` (the channel's
+    maxFileAttachmentCount): attachments first, then inline images (a screenshot pasted into
+    the mail, referenced by `cid:`); never parts we could not decode nor the signature of a
+    signed mail (mail.containers.SIGNATURE_TYPES: not a file the customer sent)."""
+    files = [
         a
         for a in msg.get("attachments") or []
-        if not a.get("inline") and not a.get("undecodable") and a.get("size", 0) > 0
-    ][:limit]
+        if not a.get("undecodable")
+        and a.get("size", 0) > 0
+        and not is_signature(str(a.get("content_type") or ""))
+    ]
+    return sorted(files, key=lambda a: bool(a.get("inline")))[:limit]
 
 
 def fallback_summary(conv: dict[str, Any], limit: int = 1000) -> str:
