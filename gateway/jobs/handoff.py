@@ -348,14 +348,18 @@ class HandoffRunner:
                 left_out.append({"name": name, "size": att.size, "why": why})
                 continue
 
-            def form(att=att) -> aiohttp.FormData:
-                f = aiohttp.FormData()
+            def form(att=att, name=name) -> aiohttp.FormData:
+                # The name exactly as the customer sent it: HubSpot names the file after the
+                # `fileName` field; the part's filename is raw UTF-8, as browsers send it
+                # (aiohttp's default percent-encodes it: "Gr%C3%BC%C3%9Fe.pdf").
+                f = aiohttp.FormData(quote_fields=False)
                 f.add_field(
                     "file",
                     att.data,
-                    filename=att.filename or "attachment",
+                    filename=name,
                     content_type=att.content_type or "application/octet-stream",
                 )
+                f.add_field("fileName", name)
                 f.add_field("options", json.dumps({"access": "PRIVATE"}))
                 f.add_field("folderPath", "/mail-gateway")
                 return f
