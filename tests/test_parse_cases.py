@@ -368,3 +368,37 @@ def test_any_header_value_keeps_the_sender_and_text(value, name):
     assert mail.sender is not None and mail.sender.email == "anna@customer.test"
     assert mail.text == "Die Rechnung ist falsch."
     assert "\ufffd" not in mail.subject or b"\xef\xbf\xbd" in value
+
+
+PART = st.tuples(
+    st.sampled_from(["file", "text"]),
+    st.binary(min_size=1, max_size=200),  # the part's content
+    st.sampled_from([b"utf-8", b"iso-8859-1", b"us-ascii", b"gb2312", b"shift_jis", b"x-bad", b""]),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),  # junk
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(PART, min_size=1, max_size=5))
+def test_no_part_is_ever_lost(parts):
+    """Any charset label, any bytes, junk in a part's header: every file's bytes are among the
+    attachments and every text part's content reaches the text, and the headers survive."""
+    body = b""
+    for i, (kind, content, label, junk) in enumerate(parts):
+        ctype = b"text/plain; charset=" + label if kind == "text" else b"application/octet-stream"
+        body += (
+            b"--b\r\nContent-Type: " + ctype + b"; x=" + junk + b"\r\n"
+            b"Content-Disposition: " + (b"inline" if kind == "text" else b"attachment")
+            + b"; filename=" + (b"f%d.bin" % i if kind == "file" else b"") + b"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(content) + b"\r\n"
+        )  # fmt: skip
+    raw = BASE.split(b"--b\r\n", 1)[0] + body + b"--b--\r\n"
+    mail = parse_mail(raw)
+    assert mail.subject == "Rechnung falsch" and mail.sender is not None
+    kept = [a.data for a in mail.attachments]
+    for kind, content, _label, _junk in parts:
+        if kind == "file":
+            assert any(content in data for data in kept)
+    texts = [content for kind, content, _label, _junk in parts if kind == "text"]
+    if any(t.decode("latin-1").replace("\x00", "").strip() for t in texts):
+        assert mail.text.strip() or any(t in data for t in texts for data in kept)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Decoded",
+    "DetectionBudget",
     "codec_for",
     "decode_encoded_words",
     "decode_header_bytes",
@@ -113,6 +114,15 @@ def _c1_controls(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error(_C1_FALLBACK, _c1_controls)
+
+
+@dataclass
+class DetectionBudget:
+    """How many more charset-normalizer runs one mail may cost (each up to ~20 ms): a mail of
+    500 unlabelled 8-bit parts must still parse in bounded time. Spent runs fall back to
+    windows-1252, which decodes every byte."""
+
+    left: int = 30
 
 
 @dataclass(frozen=True)
@@ -263,7 +273,9 @@ def _looks_iso2022(data: bytes) -> bool:
     return b"\x1b" in data and _ISO2022_ESCAPE.search(data) is not None
 
 
-def _detect(data: bytes, hints: Iterable[str] = ()) -> tuple[str, str] | None:
+def _detect(
+    data: bytes, hints: Iterable[str] = (), budget: DetectionBudget | None = None
+) -> tuple[str, str] | None:
     """(text, decoder) by detection: ISO-2022 escapes, UTF-8, the hints, charset-normalizer."""
     if _looks_iso2022(data):
         for codec in (ISO2022JP, "iso2022_jp_2", "iso2022_jp_3", "iso2022_kr"):
@@ -274,6 +286,10 @@ def _detect(data: bytes, hints: Iterable[str] = ()) -> tuple[str, str] | None:
         text = _strict(data, codec)
         if text is not None:
             return text, codec
+    if budget is not None:
+        if budget.left <= 0:
+            return None
+        budget.left -= 1
     try:
         from charset_normalizer import from_bytes
 
@@ -312,7 +328,12 @@ def _is_utf8_with_8bit(data: bytes) -> bool:
     return True
 
 
-def decode_text(data: bytes, label: str | None, hints: Iterable[str] = ()) -> Decoded:
+def decode_text(
+    data: bytes,
+    label: str | None,
+    hints: Iterable[str] = (),
+    budget: DetectionBudget | None = None,
+) -> Decoded:
     """Decode a text part's bytes under its charset label; never raises, never loses a byte.
 
     Order: ISO-2022 escapes in an unlabelled or ASCII-labelled part are ISO-2022-JP; the
@@ -336,7 +357,7 @@ def decode_text(data: bytes, label: str | None, hints: Iterable[str] = ()) -> De
         text = _strict(data, codec)
         if text is not None:
             return Decoded(text, codec, "label")
-    found = _detect(data, hints)
+    found = _detect(data, hints, budget)
     if found is not None:
         problem = f"charset {label!r} does not decode: detected {found[1]}" if label else ""
         return Decoded(found[0], found[1], "detected", problem)
@@ -347,7 +368,9 @@ def decode_text(data: bytes, label: str | None, hints: Iterable[str] = ()) -> De
     return Decoded(text, WHATWG_1252, "fallback", f"charset {label!r}: decoded as windows-1252")
 
 
-def decode_header_bytes(data: bytes, hints: Iterable[str] = ()) -> str:
+def decode_header_bytes(
+    data: bytes, hints: Iterable[str] = (), budget: DetectionBudget | None = None
+) -> str:
     """Raw 8-bit header bytes (RFC 6532 UTF-8, or a legacy charset sent unencoded).
 
     UTF-8 first, then the charsets the mail declares elsewhere (`hints`: its text parts'
@@ -355,7 +378,7 @@ def decode_header_bytes(data: bytes, hints: Iterable[str] = ()) -> str:
     """
     if data.isascii() and b"\x1b" not in data:
         return data.decode("ascii")
-    return decode_text(data, None, hints).text
+    return decode_text(data, None, hints, budget).text
 
 
 def _word_bytes(encoding: str, payload: str) -> bytes:
@@ -374,7 +397,9 @@ def _word_bytes(encoding: str, payload: str) -> bytes:
         return raw
 
 
-def decode_encoded_words(value: str, hints: Iterable[str] = ()) -> str:
+def decode_encoded_words(
+    value: str, hints: Iterable[str] = (), budget: DetectionBudget | None = None
+) -> str:
     """A header value with RFC 2047 encoded-words and raw 8-bit bytes, as text.
 
     `value` is what the email package keeps (8-bit bytes as surrogate escapes). Encoded-words
@@ -391,14 +416,15 @@ def decode_encoded_words(value: str, hints: Iterable[str] = ()) -> str:
 
     def flush() -> None:
         if pending:
-            out.append(decode_text(bytes(pending), pending_label, hints).text)
+            out.append(decode_text(bytes(pending), pending_label, hints, budget).text)
             pending.clear()
 
     for match in _ENCODED_WORD.finditer(value):
         between = value[pos : match.start()]
         if between and not (pending and _WSP_ONLY.fullmatch(between)):
             flush()
-            out.append(decode_header_bytes(between.encode("utf-8", "surrogateescape"), hints))
+            raw = between.encode("utf-8", "surrogateescape")
+            out.append(decode_header_bytes(raw, hints, budget))
         label = match.group(1).split("*", 1)[0]  # RFC 2231 §5 language suffix
         if pending and label.lower() != pending_label.lower():
             flush()
@@ -408,7 +434,7 @@ def decode_encoded_words(value: str, hints: Iterable[str] = ()) -> str:
     flush()
     tail = value[pos:]
     if tail:
-        out.append(decode_header_bytes(tail.encode("utf-8", "surrogateescape"), hints))
+        out.append(decode_header_bytes(tail.encode("utf-8", "surrogateescape"), hints, budget))
     return "".join(out)
 
 

@@ -27,7 +27,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from gateway.addresses import address_key, validate_address
-from gateway.mail.charsets import decode_encoded_words, decode_text, has_undecoded
+from gateway.mail.charsets import (
+    DetectionBudget,
+    decode_encoded_words,
+    decode_text,
+    has_undecoded,
+)
 from gateway.mail.containers import (
     SIGNED_DATA_TYPES,
     is_tnef,
@@ -131,6 +136,8 @@ class _Ctx:
         self.defects: list[str] = []
         self.hints: list[str] | None = None  # the text parts' charset labels, when needed
         self.unwrapped = 0  # containers opened (S/MIME, TNEF): bounded
+        self.budget = DetectionBudget()  # charset detections: bounded
+        self.message: Message | None = None  # the parsed mail, for _charset_hints
 
     def defect(self, text: str) -> None:
         text = _clean_line(text)[:300]
@@ -352,13 +359,16 @@ def _exact_raw(msg: Message, name: str) -> str:
     return ""
 
 
-def _charset_hints(msg: Message, ctx: _Ctx) -> list[str]:
-    """The charset labels of the mail's text parts, in order: how its sender writes."""
+def _charset_hints(ctx: _Ctx) -> list[str]:
+    """The charset labels of the mail's parts, in order: how its sender writes."""
     if ctx.hints is None:
         hints: list[str] = []
+        top = ctx.message
 
         def collect() -> None:
-            for count, part in enumerate(msg.walk()):
+            if top is None:
+                return
+            for count, part in enumerate(top.walk()):
                 if count >= MAX_PARTS:
                     return
                 label = part.get_param("charset")
@@ -370,13 +380,14 @@ def _charset_hints(msg: Message, ctx: _Ctx) -> list[str]:
     return ctx.hints
 
 
-def _redecode(text: str, raw: str, msg: Message, ctx: _Ctx) -> str:
+def _redecode(text: str, raw: str, ctx: _Ctx) -> str:
     """A header text the email package left with encoded-words, raw 8-bit bytes or U+FFFD,
     decoded again from `raw` with the WHATWG decoders (mail.charsets)."""
     if not has_undecoded(text):
         return text
-    hints = _charset_hints(msg, ctx)
-    return ctx.safe("header charset", partial(decode_encoded_words, raw, hints), text)
+    hints = _charset_hints(ctx)
+    decode = partial(decode_encoded_words, raw, hints, ctx.budget)
+    return ctx.safe("header charset", decode, text)
 
 
 def _decoded_header(msg: Message, name: str, ctx: _Ctx) -> str:
@@ -387,7 +398,7 @@ def _decoded_header(msg: Message, name: str, ctx: _Ctx) -> str:
     value = ctx.safe(f"header {name}", get, None)
     if value is None:
         value = _exact_raw(msg, name)
-    return _clean_line(_redecode(value, _exact_raw(msg, name) or value, msg, ctx))
+    return _clean_line(_redecode(value, _exact_raw(msg, name) or value, ctx))
 
 
 def _is_new(address: Address, found: list[Address]) -> bool:
@@ -410,7 +421,7 @@ def _addresses(msg: Message, name: str, ctx: _Ctx) -> list[Address]:
                     return
                 spec = ctx.safe(f"{name} address", partial(_addr_spec, addr), "")
                 display = ctx.safe(f"{name} name", partial(_display_name, addr), "")
-                display = _redecode(display, display, msg, ctx)
+                display = _redecode(display, display, ctx)
                 valid = validate_address(_clean(spec), _clean(display))
                 if valid is None:
                     if spec or display:
@@ -607,9 +618,9 @@ def _raw_filename(part: Message, ctx: _Ctx) -> str:
             else:
                 data += value.encode("utf-8", "surrogateescape")
         if charset is not None:
-            return decode_text(bytes(data), charset).text
+            return decode_text(bytes(data), charset, budget=ctx.budget).text
         text = bytes(data).decode("utf-8", "surrogateescape")
-        return decode_encoded_words(text, _charset_hints(part, ctx))
+        return decode_encoded_words(text, _charset_hints(ctx), ctx.budget)
     return ""
 
 
@@ -695,7 +706,7 @@ def _handle_part(part: Message, bodies: _Bodies, ctx: _Ctx) -> None:
         return
 
     charset = ctx.safe("charset", part.get_content_charset, None)
-    body = decode_text(data, charset)
+    body = decode_text(data, charset, budget=ctx.budget)
     if body.problem:
         ctx.defect(body.problem)
     _add_text(bodies, ctype, body.text, ctx)
@@ -756,8 +767,10 @@ def _open_container(
                 )
             )
         return True
+    if ctype not in SIGNED_DATA_TYPES:
+        return False
     smime_type = str(ctx.safe("smime-type", lambda: str(part.get_param("smime-type") or ""), ""))
-    if ctype in SIGNED_DATA_TYPES and smime_type.lower() in ("", "signed-data"):
+    if smime_type.lower() in ("", "signed-data"):
         inner = unwrap_signed_data(data)
         if inner is None:
             return False
@@ -924,7 +937,8 @@ def _bound_delimiters(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
-    bounded = _repair_header_block(_bound_headers(raw, ctx), ctx)
+    bounded = _bound_headers(raw, ctx)
+    bounded = ctx.safe("header repair", partial(_repair_header_block, bounded, ctx), bounded)
     degraded_body = False
     if len(_MULTIPART_DECL.findall(bounded[: 64 * 1024 * 1024])) > MAX_MULTIPART_DECLARATIONS:
         ctx.defect(f"more than {MAX_MULTIPART_DECLARATIONS} multipart declarations: body kept raw")
@@ -943,6 +957,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         ctx.defect("MIME structure too deep: body kept raw")
         degraded_body = True
         msg = _PARSER.parsebytes(bounded, headersonly=True)
+    ctx.message = msg
     for defect in getattr(msg, "defects", [])[:10]:
         ctx.defect(f"message: {type(defect).__name__}")
 
