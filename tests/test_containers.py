@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from email import policy
 from email.parser import BytesParser
@@ -69,3 +70,52 @@ def test_any_bytes_never_raise(data):
     content = unpack_tnef(b"\x78\x9f\x3e\x22" + data)  # the TNEF signature, then anything
     assert content is None or isinstance(content.files, list)
     assert unwrap_signed_data(data) is None or isinstance(unwrap_signed_data(data), bytes)
+
+
+def signed_data(content: bytes) -> bytes:
+    """A CMS SignedData around `content`, without signers (nothing here verifies)."""
+    from asn1crypto import cms
+
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [],
+            "encap_content_info": {"content_type": "data", "content": content},
+            "signer_infos": [],
+        }
+    )
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+
+def p7m_mail(name: bytes, content: bytes) -> bytes:
+    return (
+        b"From: a@customer.test\r\nTo: support@example.com\r\nSubject: fattura\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nInvoice attached.\r\n--b\r\n"
+        b"Content-Type: application/pkcs7-mime; name=" + name + b"\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(signed_data(content)).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+
+
+def test_a_signed_file_stays_the_customer_s_file():
+    xml = b'<?xml version="1.0"?><FatturaElettronica versione="FPR12"/>'
+    mail = parse_mail(p7m_mail(b"IT01234567890_FPR12.xml.p7m", xml))
+    assert mail.text == "Invoice attached."
+    assert [a.filename for a in mail.attachments] == ["IT01234567890_FPR12.xml.p7m"]
+    # the same container holding a MIME entity, as smime.p7m: opened
+    inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\nSigned words.\r\n"
+    mail = parse_mail(p7m_mail(b"smime.p7m", inner))
+    assert mail.text == "Invoice attached.\n\nSigned words."
+    assert mail.attachments == []
+
+
+def test_tnef_body_already_in_the_text_part_is_not_repeated():
+    raw = (CASES / "container-tnef-winmail-dat.eml").read_bytes()
+    said = b"Please find the signed delivery note attached. Item 3 was damaged.\r\n"
+    raw = raw.replace(b"charset=us-ascii\n\n", b"charset=us-ascii\n\n" + said, 1)
+    assert said in raw
+    mail = parse_mail(raw)
+    assert mail.text == said.decode().strip()
+    assert [a.filename for a in mail.attachments] == ["delivery-note.txt"]

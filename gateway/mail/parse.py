@@ -741,8 +741,9 @@ def _open_container(
     """Read a container part in place of its raw form (mail.containers); False to keep it.
 
     TNEF (winmail.dat): its body joins the mail's text, its files the attachments. Opaque
-    signed S/MIME (smime-type signed-data, or no smime-type): its inner MIME entity is walked
-    like the rest of the mail. Encrypted S/MIME and unreadable containers stay attachments.
+    signed S/MIME (smime-type signed-data or none, named smime.p7m or not named, holding a
+    MIME entity): that entity is walked like the rest of the mail. Encrypted S/MIME, signed
+    files (an e-invoice `.xml.p7m`) and unreadable containers stay attachments.
     """
     if ctx.unwrapped >= MAX_CONTAINERS:
         return False
@@ -752,9 +753,11 @@ def _open_container(
             ctx.defect(f"{filename or ctype}: not readable as TNEF: kept as it is")
             return False
         ctx.unwrapped += 1
-        if content.text.strip():
+        # Outlook often sends the body twice, as text/plain and inside the TNEF: once is enough
+        said = " ".join(" ".join(bodies.text).split())
+        if content.text.strip() and " ".join(content.text.split()) not in said:
             _add_text(bodies, "text/plain", content.text, ctx)
-        if content.html.strip():
+        if content.html.strip() and not bodies.html:
             _add_text(bodies, "text/html", content.html, ctx)
         for name, file_type, payload in content.files:
             bodies.attachments.append(
@@ -770,10 +773,10 @@ def _open_container(
     if ctype not in SIGNED_DATA_TYPES:
         return False
     smime_type = str(ctx.safe("smime-type", lambda: str(part.get_param("smime-type") or ""), ""))
-    if smime_type.lower() in ("", "signed-data"):
+    if smime_type.lower() in ("", "signed-data") and filename.lower() in ("", "smime.p7m"):
         inner = unwrap_signed_data(data)
-        if inner is None:
-            return False
+        if inner is None or not _FIELD_LINE.match(inner.lstrip(b"\r\n")):
+            return False  # a signed file (an Italian e-invoice .xml.p7m): the customer's file
         ctx.unwrapped += 1
         inner_msg = _PARSER.parsebytes(_repair_header_block(inner, ctx))
         for inner_part, _depth in _walk(inner_msg, ctx):
