@@ -291,6 +291,9 @@ def test_forwarded_message_is_one_attachment_and_its_text_is_readable():
     assert mail.text.startswith("Please look at the customer's mail below.\n\n")
     assert "From: Carla Customer <carla@customer.test>" in mail.text
     assert mail.text.endswith("Der Deckel ist gebrochen, Grüße Carla")
+    assert mail.new_text == "Please look at the customer's mail below."
+    alone = parse_mail(crlf(FORWARD.replace(b"Please look at the customer's mail below.", b"")))
+    assert alone.new_text.endswith("Der Deckel ist gebrochen, Grüße Carla")  # all there is
     assert mail.forwarded_from is not None
     assert mail.forwarded_from.email == "carla@customer.test"
 

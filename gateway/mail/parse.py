@@ -1030,6 +1030,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         text = html_to_text(html)
     text = _without_cid_placeholders(text)
     forwarded_from = _forwarded_from(text, subject, bodies, ctx)
+    own_text = text  # the customer's words: the new text comes from these when there are any
     is_report = ctx.safe("content type", msg.get_content_type, "") == "multipart/report"
     if bodies.rfc822 and not is_report:
         text = _with_forwarded_texts(text, bodies.rfc822, ctx)
@@ -1047,7 +1048,7 @@ def _parse(raw: bytes, envelope_from: str, ctx: _Ctx) -> ParsedMail:
         date=_date(msg, ctx),
         text=text,
         html=html,
-        new_text=reply_text(text, html),
+        new_text=reply_text(own_text if own_text.strip() else text, html),
         attachments=bodies.attachments,
         headers=_kept_headers(msg),
         forwarded_from=forwarded_from,
