@@ -165,6 +165,26 @@ def test_encoded_words_python_leaves_undecoded_in_headers():
     assert mail.sender is not None and mail.sender.name == "김철수"
 
 
+def test_outlook_iso2022jp_with_microsoft_rows_in_every_place():
+    """CP50220 text (NEC row 13 and IBM rows) in encoded-words of Subject, a display name and
+    a file name, and in the body: Python's email package leaves the words undecoded."""
+    from test_charsets import sjis_to_jis
+
+    words = "①請求書 髙橋様"
+    jis = sjis_to_jis(words.encode("cp932"))
+    word = b"=?ISO-2022-JP?B?" + base64.b64encode(jis) + b"?="
+    raw = crlf(
+        b"From: " + word + b" <t@customer.test>\nTo: support@example.com\nSubject: " + word
+        + b"\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+        b"Content-Type: text/plain; charset=iso-2022-jp\n\n" + jis + b"\n--b\n"
+        b'Content-Type: application/pdf; name="' + word + b'.pdf"\n\nx\n--b--\n'
+    )  # fmt: skip
+    mail = parse_mail(raw)
+    assert mail.subject == words and mail.text == words
+    assert mail.sender is not None and mail.sender.name == words
+    assert [a.filename for a in mail.attachments] == [f"{words}.pdf"]
+
+
 @pytest.mark.parametrize(
     ("label", "body", "text"),
     [

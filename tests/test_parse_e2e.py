@@ -11,10 +11,11 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway.hubspot import api as hs
 from gateway.service import Gateway
 
 from conftest import wait_processed
-from hubspot_helpers import admin, conversation_of, hand_off, thread_messages
+from hubspot_helpers import admin, api, conversation_of, hand_off, thread_messages
 
 CASES = Path(__file__).resolve().parent / "data" / "cases"  # copies of ../shared/cases
 
@@ -97,6 +98,10 @@ async def test_file_names_arrive_in_hubspot_exactly_as_sent(hub: Gateway):
 
     shown = await rep_view(hub, "names1@customer.test")
     assert sorted(a["name"] for a in shown["attachments"]) == sorted(names)
+    # the Files API names each file the same (HubSpot splits off the extension)
+    for att in shown["attachments"]:
+        signed = await api(hub, "GET", hs.path("file_signed_url", file_id=att["fileId"]))
+        assert f"{signed['name']}.{signed['extension']}" == att["name"]
     # and what the gateway sent HubSpot's Files API: the exact name, not percent-encoded
     uploads = [
         c
