@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import functools
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -269,8 +270,79 @@ class WorkerSettings:
     )
 
 
+# --- OAuth 2.0 for mailboxes (SASL XOAUTH2): the keys [[imap]] accounts and [relay] share -----
+OAUTH_PROVIDERS = ("microsoft", "google", "generic")
+# provider -> its flows, the first being the default (README "Microsoft 365 and Google Workspace")
+OAUTH_FLOWS = {
+    "microsoft": ("client_credentials", "device_code"),
+    "google": ("service_account", "refresh_token"),
+    "generic": ("client_credentials", "refresh_token"),
+}
+OAUTH_KEYS = (
+    "auth provider flow tenant client_id client_secret client_secret_env refresh_token "
+    "service_account_key authority token_url scope"
+).split()
+
+
 @dataclass(frozen=True)
-class RelaySettings:
+class OAuthKeys:
+    """How a mailbox login is authenticated: a password, or an OAuth 2.0 access token sent
+    with SASL XOAUTH2 (the flows and their keys: gateway/mailauth/providers.py)."""
+
+    auth: str = _key(
+        "password, or oauth2 (SASL XOAUTH2 with a token from `provider`).",
+        "password",
+        "choice",
+        choices=("password", "oauth2"),
+    )
+    provider: str = _key(
+        "auth = oauth2: microsoft (MSAL), google (google-auth) or generic (a token endpoint).",
+        "",
+        "choice",
+        choices=("", *OAUTH_PROVIDERS),
+    )
+    flow: str = _key(
+        "auth = oauth2: microsoft client_credentials | device_code (`mail-gateway mailbox "
+        "connect`); google service_account | refresh_token; generic client_credentials | "
+        "refresh_token. Empty = the first of the provider's.",
+        "",
+        "choice",
+        choices=("", "client_credentials", "device_code", "service_account", "refresh_token"),
+    )
+    tenant: str = _key("microsoft: the directory (tenant) id or its domain.", "", "str")
+    client_id: str = _key("OAuth client (application) id.", "", "str")
+    client_secret: Secret = _key(
+        "OAuth client secret; prefer client_secret_file or client_secret_env.", Secret(""), "secret"
+    )
+    client_secret_env: str = _key(
+        "Name of an environment variable holding the client secret.", "", "str"
+    )
+    refresh_token: Secret = _key(
+        "flow = refresh_token: the long-lived refresh token; prefer refresh_token_file.",
+        Secret(""),
+        "secret",
+    )
+    service_account_key: Secret = _key(
+        "google service_account: the JSON key; use service_account_key_file.", Secret(""), "secret"
+    )
+    authority: str = _key(
+        "microsoft: the authority host; empty = https://login.microsoftonline.com.", "", "url"
+    )
+    token_url: str = _key(
+        "generic: the token endpoint (required); google: overrides the key's token_uri.", "", "url"
+    )
+    scope: str = _key(
+        "Space-separated scopes; empty = the provider's for IMAP and SMTP (README).", "", "str"
+    )
+
+    @property
+    def oauth_flow(self) -> str:
+        """The flow in force: the configured one, or the provider's default."""
+        return self.flow or OAUTH_FLOWS.get(self.provider, ("",))[0]
+
+
+@dataclass(frozen=True)
+class RelayKeys:
     mode: str = _key(
         "smtp (send through the relay below) or capture (keep outgoing mail as .eml files in "
         "capture_dir; `mail-gateway outbox list` shows them).",
@@ -321,6 +393,11 @@ class RelaySettings:
         "secret",
         env="DKIM_KEY",
     )
+
+
+@dataclass(frozen=True)
+class RelaySettings(OAuthKeys, RelayKeys):
+    """[relay]: its own keys, then how it logs in (OAuthKeys; fields of the last base first)."""
 
 
 @dataclass(frozen=True)
@@ -488,7 +565,7 @@ class AssistantSettings:
 
 
 @dataclass(frozen=True)
-class ImapAccount:
+class ImapKeys:
     """One [[imap]] table: a mailbox the gateway polls for the support address it stands for."""
 
     host: str = _key("IMAP server name or address (required).", "", "hostname")
@@ -543,6 +620,11 @@ class ImapAccount:
     @property
     def real_port(self) -> int:
         return self.port or (993 if self.tls == "implicit" else 143)
+
+
+@dataclass(frozen=True)
+class ImapAccount(OAuthKeys, ImapKeys):
+    """One [[imap]] table: the mailbox's keys, then how it logs in (OAuthKeys)."""
 
 
 @dataclass(frozen=True)
@@ -818,6 +900,7 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
             problems.append(f"{label}: {name}: expected a [{name}] table")
             table = {}
         built[name] = _build_section(name, cls, table, base, environ, label, problems)
+    built["relay"] = _secret_env(built["relay"], "relay", environ, label, problems)
     imap = _build_imap(raw.get("imap", []), base, environ, label, problems)
     if not problems:
         _cross_checks(built, label, problems)
@@ -847,7 +930,7 @@ def _build_imap(tables, base, environ, label, problems) -> tuple[ImapAccount, ..
                     "in the environment"
                 )
             account = dataclasses.replace(account, password=Secret(value))
-        accounts.append(account)
+        accounts.append(_secret_env(account, name, environ, label, problems))
     return tuple(accounts)
 
 
@@ -866,8 +949,9 @@ def _check_imap(accounts, smtp: SmtpSettings, label: str, problems: list[str]) -
         for key in ("host", "user", "mailbox"):
             if not getattr(a, key):
                 problems.append(f"{where}.{key}: missing (required)")
-        if not a.password:
+        if not a.password and a.auth == "password":
             problems.append(f"{where}.password: not set; set password_file or password_env")
+        _check_oauth(a, where, problems)
         if not a.folders:
             problems.append(f"{where}.folders: empty; list at least one folder")
         if a.tls == "none" and a.host and not _is_loopback(a.host):
@@ -952,8 +1036,77 @@ def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secr
     return Secret("")
 
 
+def _secret_env(keys: Any, name: str, environ, label: str, problems: list[str]) -> Any:
+    """client_secret_env: the client secret from the named environment variable."""
+    if not keys.client_secret_env:
+        return keys
+    value = environ.get(keys.client_secret_env, "").strip()
+    if not value:
+        problems.append(
+            f'{label}: {name}.client_secret_env: "{keys.client_secret_env}" is not set in the '
+            "environment"
+        )
+    return dataclasses.replace(keys, client_secret=Secret(value))
+
+
+def _check_oauth(k: OAuthKeys, where: str, problems: list[str]) -> None:
+    """auth = oauth2 needs a provider, a flow of that provider and the flow's keys."""
+    if k.auth != "oauth2":
+        if k.provider:
+            problems.append(f'{where}.provider: set, but auth is "{k.auth}"; set auth = "oauth2"')
+        return
+    if not k.provider:
+        problems.append(
+            f'{where}.provider: missing; auth = "oauth2" needs one of ' + ", ".join(OAUTH_PROVIDERS)
+        )
+        return
+    flows = OAUTH_FLOWS[k.provider]
+    if k.oauth_flow not in flows:
+        problems.append(
+            f'{where}.flow: "{k.flow}" is not a flow of provider "{k.provider}" '
+            f"(expected one of {', '.join(flows)})"
+        )
+        return
+    need = {"client_id": "the application (client) id"}
+    if k.provider == "microsoft":
+        need["tenant"] = "the directory (tenant) id"
+    if k.provider == "generic":
+        need["token_url"] = "the token endpoint"
+    if k.oauth_flow == "client_credentials" or (
+        k.provider == "google" and k.oauth_flow == "refresh_token"
+    ):
+        need["client_secret"] = "set client_secret_file or client_secret_env"
+    if k.oauth_flow == "refresh_token":
+        need["refresh_token"] = "set refresh_token_file"
+    if k.oauth_flow == "service_account":
+        need = {"service_account_key": "set service_account_key_file to the JSON key"}
+    for key, what in need.items():
+        if not getattr(k, key):
+            problems.append(
+                f"{where}.{key}: missing; {k.provider} {k.oauth_flow} needs it ({what})"
+            )
+    if k.oauth_flow == "service_account" and k.service_account_key:
+        try:
+            info = json.loads(k.service_account_key)
+            ok = isinstance(info, dict) and all(
+                info.get(x) for x in ("client_email", "private_key")
+            )
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(
+                f"{where}.service_account_key_file: is not a service account JSON key "
+                "(with client_email and private_key)"
+            )
+
+
 def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> None:
     relay: RelaySettings = built["relay"]
+    _check_oauth(relay, f"{label}: relay", problems)
+    if relay.auth == "oauth2" and not relay.username:
+        problems.append(
+            f'{label}: relay.username: missing; auth = "oauth2" logs in as this mailbox'
+        )
     if relay.dkim_selector and not (relay.dkim_domain and relay.dkim_key):
         problems.append(
             f"{label}: relay.dkim_selector: set, so relay.dkim_domain and relay.dkim_key_file "

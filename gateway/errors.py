@@ -45,6 +45,15 @@ class Deferred(TransientError):
         self.until = until
 
 
+class TokenError(TransientError, PermissionError):
+    """No OAuth 2.0 access token for a mailbox login: the provider refused the grant (consent
+    withdrawn, secret expired, device code not yet entered) or the server refused the token.
+
+    Transient: the admin fixes it (`mail-gateway mailbox connect`, a new secret) while the
+    IMAP poller and the delivery job back off (gateway/mailauth/).
+    """
+
+
 class PermanentError(GatewayError):
     """A failure that will not go away by itself: dead-letter it for a person."""
 

@@ -365,3 +365,25 @@ def m007_publish_left_out(db: Database) -> None:
     # The customer's files a publish went without (JSON list of {name, size, why}): the
     # ticket's note names them, so a rep knows to ask for them.
     db.execute("ALTER TABLE hubspot_messages ADD COLUMN left_out TEXT")
+
+
+@migrations()
+def m008_mailbox_tokens(db: Database) -> None:
+    # OAuth 2.0 tokens of the mailboxes the gateway logs in to with XOAUTH2 (store/tokens.py):
+    # one row per login ("imap:<account>" or "relay"), with what `mailbox status` shows.
+    db.table("mailbox_tokens").create(
+        {
+            "login": str,  # "imap:user@host:port" or "relay"
+            "provider": str,  # microsoft | google | generic
+            "flow": str,  # client_credentials | device_code | service_account | refresh_token
+            "access_token": str,
+            "expires_at": float,  # unix time the access token stops working
+            "refresh_token": str,  # delegated flows: kept across restarts
+            "updated_at": str,
+            "last_login_at": str,  # last XOAUTH2 login the server accepted
+            "last_error": str,  # the last refusal (provider or server), one line
+            "last_error_at": str,
+        },
+        pk="login",
+        defaults={"access_token": "", "expires_at": 0.0, "refresh_token": "", "last_error": ""},
+    )
