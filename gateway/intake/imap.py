@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import aioimaplib
 
 from gateway.config import ImapAccount, Settings
+from gateway.errors import TokenError
 from gateway.intake.imap_client import (
     Fetched,
     ImapError,
@@ -45,6 +46,7 @@ from gateway.intake.imap_client import (
     uidvalidity,
 )
 from gateway.mail.normalise import header_block_size, intake_key, normalise
+from gateway.mailauth.tokens import TokenSource
 from gateway.models import IncomingMail
 from gateway.store import imap_state as st
 from gateway.store.db import Store
@@ -76,8 +78,10 @@ class FolderPoller:
         store: Store,
         limits: Limits,
         on_accepted: Callable[[], None] = lambda: None,
+        tokens: TokenSource | None = None,
     ):
         self.account, self.folder, self.store = account, folder, store
+        self.tokens = tokens  # auth = oauth2: the account's access token
         self.limits = limits
         self.on_accepted = on_accepted
         self.name = f"{account.key} {folder}"
@@ -90,6 +94,7 @@ class FolderPoller:
 
     async def run(self) -> None:
         backoff = BACKOFF_FIRST
+        last_reason = ""
         while True:
             self._lost = asyncio.Event()
             try:
@@ -100,7 +105,14 @@ class FolderPoller:
             except Exception as exc:  # network, protocol, timeout, server refusal: retry
                 reason = _reason(exc)
                 delay = backoff * random.uniform(0.5, 1.0)
-                log.warning("imap %s: %s; reconnecting in %.1fs", self.name, reason, delay)
+                # a refused login says the same each time: one warning, then quiet retries
+                level = (
+                    logging.DEBUG
+                    if isinstance(exc, TokenError) and reason == last_reason
+                    else logging.WARNING
+                )
+                log.log(level, "imap %s: %s; reconnecting in %.1fs", self.name, reason, delay)
+                last_reason = reason
                 with contextlib.suppress(Exception):
                     await self._set("error", reason)
                 await asyncio.sleep(delay)
@@ -113,7 +125,7 @@ class FolderPoller:
     async def _session(self) -> None:
         a = self.account
         self._was_ready = False
-        self._client = client = await connect(a, self._lost)
+        self._client = client = await connect(a, self._lost, self.tokens)
         resp = ok(await call(client.select(quote(self.folder)), a.timeout), "SELECT")
         validity = uidvalidity(resp)
         state = await self.store.read(lambda db: st.load_state(db, a.key, self.folder))
@@ -365,8 +377,11 @@ class ImapIntake:
 
     def __init__(self, settings: Settings, store: Store, on_accepted: Callable[[], None]):
         limits = Limits(settings.smtp.max_message_size, settings.smtp.max_header_bytes)
+        tokens = {  # one per account: its folders share the token
+            a.key: TokenSource.for_imap(a, store) for a in settings.imap if a.auth == "oauth2"
+        }
         self.pollers = [
-            FolderPoller(account, folder, store, limits, on_accepted)
+            FolderPoller(account, folder, store, limits, on_accepted, tokens.get(account.key))
             for account in settings.imap
             for folder in account.folders
         ]

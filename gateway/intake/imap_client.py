@@ -10,6 +10,7 @@ log as well).
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import ssl
 from collections.abc import Awaitable
@@ -19,8 +20,9 @@ from typing import TypeVar
 import aioimaplib
 
 from gateway.config import ImapAccount
-from gateway.errors import TransientError
+from gateway.errors import TokenError, TransientError
 from gateway.mail.normalise import header_message_id
+from gateway.mailauth.tokens import TokenSource, xoauth2
 
 T = TypeVar("T")
 
@@ -71,8 +73,11 @@ def tls_context(account: ImapAccount) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-async def connect(account: ImapAccount, lost: asyncio.Event) -> aioimaplib.IMAP4:
-    """Connect, secure the line as configured, and log in; `lost` is set when it drops."""
+async def connect(
+    account: ImapAccount, lost: asyncio.Event, tokens: TokenSource | None = None
+) -> aioimaplib.IMAP4:
+    """Connect, secure the line as configured, and log in (LOGIN, or AUTHENTICATE XOAUTH2 with
+    a token of `tokens` when auth = oauth2); `lost` is set when it drops."""
     t = account.timeout
     ctx = tls_context(account) if account.tls == "implicit" else None
     client = aioimaplib.IMAP4(
@@ -86,13 +91,77 @@ async def connect(account: ImapAccount, lost: asyncio.Event) -> aioimaplib.IMAP4
         await call(client.wait_hello_from_server(), t)
         if account.tls == "starttls":
             await call(_starttls(client, account), t)
-        ok(await call(client.login(account.user, account.password), t), "LOGIN")
+        if account.auth == "oauth2":
+            if tokens is None:
+                raise TokenError(f"{account.key}: auth = oauth2 but no token source")
+            await oauth2_login(client, account, tokens)
+        else:
+            ok(await call(client.login(account.user, account.password), t), "LOGIN")
         if not client.has_capability("IMAP4rev1") or not client.has_capability("IDLE"):
             await call(client.protocol.capability(), t)  # some servers list them only on ask
     except BaseException:
         close(client)
         raise
     return client
+
+
+async def oauth2_login(
+    client: aioimaplib.IMAP4, account: ImapAccount, tokens: TokenSource
+) -> None:
+    """AUTHENTICATE XOAUTH2 with the stored token; when the server refuses it (revoked or
+    expired early), once more with a new one from the provider. Raises TokenError with the
+    server's reason when that is refused too (the poller backs off)."""
+    text = await _xoauth2(client, account, await tokens.token())
+    if text is None:
+        await tokens.logged_in()
+        return
+    await tokens.refused(text)
+    text = await _xoauth2(client, account, await tokens.token(fresh=True))
+    if text is None:
+        await tokens.logged_in()
+        return
+    reason = f"XOAUTH2 login as {account.user} refused by {account.host}: {text}"
+    await tokens.refused(reason)
+    raise TokenError(reason)
+
+
+async def _xoauth2(client: aioimaplib.IMAP4, account: ImapAccount, token: str) -> str | None:
+    """One AUTHENTICATE XOAUTH2 (RFC 4959 initial response): None when accepted, else the
+    server's reason. A refusing server first sends a continuation with a base64 JSON error
+    (Google's and Microsoft's XOAUTH2 pages; Dovecot does the same) and waits for an empty
+    line before its tagged NO: aioimaplib's own xoauth2() would hang there."""
+    proto = client.protocol
+    sasl = xoauth2(account.user, token)
+    cmd = aioimaplib.Command("AUTHENTICATE", proto.new_tag(), "XOAUTH2", sasl, loop=proto.loop)
+    details: list[str] = []
+
+    def continuation(line: bytes) -> None:
+        if proto.pending_sync_command is cmd:
+            details.append(_sasl_error(line[1:].strip()))
+            proto.transport.write(b"\r\n")  # an empty response: "tell me why" is done
+        else:
+            original(line)
+
+    original = proto._continuation
+    proto._continuation = continuation
+    try:
+        resp = await call(proto.execute(cmd, scrub=sasl), account.timeout)
+    finally:
+        del proto._continuation
+    if resp.result == "OK":
+        async with proto.state_condition:
+            proto.state = aioimaplib.AUTH
+            proto.state_condition.notify_all()
+        return None
+    said = b" ".join(x for x in resp.lines if isinstance(x, bytes))[:200]
+    return " ".join([f"{resp.result} {said.decode('utf-8', 'replace')}", *details]).strip()
+
+
+def _sasl_error(b64: bytes) -> str:
+    try:
+        return f"({base64.b64decode(b64).decode('utf-8', 'replace')[:200]})"
+    except ValueError:
+        return ""
 
 
 async def _starttls(client: aioimaplib.IMAP4, account: ImapAccount) -> None:
