@@ -47,6 +47,7 @@ from gateway.jobs.registry import job_registry
 from gateway.jobs.rep_reply import ReplyRunner
 from gateway.jobs.send_reply import Outbound
 from gateway.logs import log_context, register_secrets
+from gateway.mailauth.tokens import TokenSource
 from gateway.metrics import Metrics, Sources, hubspot_budget_left
 from gateway.models import BOUNCE
 from gateway.relay.outbox import capture_dir
@@ -160,6 +161,7 @@ class Gateway:
             capture_dir=capture_dir(s),
             local_hostname=s.gateway.hostname,
             observer=metrics,
+            tokens=TokenSource.for_relay(s.relay, store) if s.relay.auth == "oauth2" else None,
         )
         self.outbound = Outbound(store, self.sender, s, secret)
         self.replies = ReplyRunner(store, self.hubspot, self.outbound, self.handoff)

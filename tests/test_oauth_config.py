@@ -92,8 +92,7 @@ def test_client_secret_from_the_environment(tmp_path: Path):
         ),
         (
             {**MS, "provider": "generic", "client_secret": "x"},
-            "imap[0].token_url: missing; generic client_credentials needs it (the token "
-            "endpoint)",
+            "imap[0].token_url: missing; generic client_credentials needs it (the token endpoint)",
         ),
         (
             {**MS, "provider": "generic", "flow": "refresh_token", "token_url": "https://t/x"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 
 import pytest
 
@@ -19,7 +20,7 @@ from gateway.store import tokens as st
 from conftest import make_mail, wait_for, wait_processed
 from dovecot import Dovecot, account, count, imap_settings, rows, wait_count
 from helpers.mailsystem import dovecot_conf, private_folder, run
-from helpers.oauth_issuer import RunningIssuer
+from helpers.oauth_issuer import RunningIssuer, trusted_issuer
 
 DOVEADM = "/usr/bin/doveadm"
 USER = "support@example.com"
@@ -78,11 +79,9 @@ class OAuthDovecot(Dovecot):
 @pytest.fixture
 def issuer(monkeypatch):
     folder = private_folder("gw-oauth-issuer-")  # Dovecot's auth process reads the CA there
-    running = RunningIssuer(folder).start()
-    running.issuer.add_client("app-1", "s3cret", USER)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_file))
-    yield running
-    running.stop()
+    with trusted_issuer(folder, monkeypatch, {"app-1": USER}) as running:
+        yield running
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

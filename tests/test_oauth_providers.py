@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +20,20 @@ from gateway.mailauth import providers
 from gateway.mailauth.tokens import TokenSource, xoauth2
 from gateway.store import tokens as st
 
-from helpers.oauth_issuer import DEVICE_GRANT, JWT_GRANT, RunningIssuer, service_account_key
-from helpers.waiting import wait_for
+from helpers.oauth_issuer import (
+    JWT_GRANT,
+    RunningIssuer,
+    service_account_key,
+    trusted_issuer,
+)
 
 MAILBOX = "support@example.com"
 
 
 @pytest.fixture
 def issuer(tmp_path, monkeypatch):
-    running = RunningIssuer(tmp_path).start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_file))
-    yield running
-    running.stop()
+    with trusted_issuer(tmp_path, monkeypatch, {}) as running:
+        yield running
 
 
 def microsoft(issuer: RunningIssuer, **over) -> OAuthKeys:
@@ -184,6 +185,3 @@ def test_xoauth2_initial_response():
 
 def _fields(keys: OAuthKeys) -> dict:
     return {f.name: getattr(keys, f.name) for f in dataclasses.fields(OAuthKeys)}
-
-
-_ = (Path, wait_for, DEVICE_GRANT)

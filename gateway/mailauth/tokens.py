@@ -17,6 +17,7 @@ import time
 
 from gateway.config import ImapAccount, OAuthKeys, RelaySettings
 from gateway.errors import TokenError
+from gateway.logs import register_secrets
 from gateway.mailauth import providers
 from gateway.store import tokens as st
 from gateway.store.db import Store
@@ -67,6 +68,7 @@ class TokenSource:
                 and (row.provider, row.flow) == (k.provider, k.oauth_flow)
                 and row.expires_at - EARLY > time.time()
             ):
+                register_secrets([row.access_token])
                 return row.access_token
             stored_refresh = row.refresh_token if row is not None else ""
             try:
@@ -80,6 +82,7 @@ class TokenSource:
             except TokenError as exc:
                 await self.failed(str(exc))
                 raise
+            register_secrets([grant.access_token, grant.refresh_token])  # masked in any log
             await self.store.write(
                 lambda db: st.save_token(
                     db,

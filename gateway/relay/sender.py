@@ -5,8 +5,11 @@ This module only sends: it knows nothing of the store, of delivery rows or of re
 whether the relay took the mail and, if not, whether trying again can help:
 - accepted: ok, with the server's reply to DATA (RFC 5321 §4.2: 250 and its text);
 - temporary: a 4xx reply, a refused or dropped connection, a timeout, a failed AUTH (the
-  operator's to fix; retrying meanwhile is harmless);
+  operator's to fix; retrying meanwhile is harmless), a token the provider would not grant;
 - permanent: a 5xx reply (RFC 5321 §4.2.1), with the server's text.
+With auth = oauth2 the login is SASL XOAUTH2 (RFC 4954 AUTH with the mechanism of Google's and
+Microsoft's "XOAUTH2 protocol" pages) with the token of `tokens`; a refused token is replaced
+once from the provider within the same attempt.
 What happens next (retry schedule, "sent" or "failed") is the delivery job's business
 (jobs/send_reply.py) and the store's (store/deliveries.py). An optional observer (Metrics)
 is told of every attempt.
@@ -25,6 +28,8 @@ from typing import Protocol
 import aiosmtplib
 
 from gateway.config import RelaySettings
+from gateway.errors import TokenError
+from gateway.mailauth.tokens import TokenSource
 from gateway.relay.outbox import keep
 
 log = logging.getLogger(__name__)
@@ -91,8 +96,10 @@ class RelaySender:
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         observer: DeliveryObserver | None = None,
+        tokens: TokenSource | None = None,
     ):
         self.settings = settings
+        self.tokens = tokens  # auth = oauth2: the relay login's access token
         self.observer = observer
         self.capture_dir = capture_dir or settings.capture_dir
         self.local_hostname = local_hostname
@@ -126,7 +133,9 @@ class RelaySender:
         try:
             async with asyncio.timeout(budget):
                 await client.connect()
-                if s.username:
+                if s.auth == "oauth2":
+                    await self._xoauth2(client)
+                elif s.username:
                     await client.login(s.username, str(s.password))
                 errors, reply = await client.sendmail(mail.mail_from, list(mail.rcpts), mail.raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -138,8 +147,10 @@ class RelaySender:
                 ok=False, permanent=bool(codes) and min(codes) >= 500, code=code, message=text
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
-            # a wrong password is the operator's to fix; keep retrying meanwhile
+            # a wrong password or a refused token is the operator's to fix; retry meanwhile
             return _temporary(exc.code, f"AUTH failed: {exc.code} {exc.message}")
+        except TokenError as exc:  # the provider grants no token: the same, before AUTH
+            return _temporary(None, f"AUTH not tried: {exc}")
         except aiosmtplib.SMTPResponseException as exc:
             return _from_code(exc.code, f"{exc.code} {exc.message}")
         except (TimeoutError, aiosmtplib.SMTPTimeoutError) as exc:
@@ -157,6 +168,23 @@ class RelaySender:
         # aiosmtplib returns the DATA reply's text; its code was 250 or it would have raised
         text = getattr(reply, "message", reply)
         return DeliveryResult(ok=True, code=getattr(reply, "code", 250), message=str(text))
+
+    async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
+        """AUTH XOAUTH2 as [relay] username; on a refusal once more with a new token.
+        Raises SMTPAuthenticationError (the server's reply) or TokenError."""
+        user, tokens = self.settings.username, self.tokens
+        if tokens is None:
+            raise TokenError("relay: auth = oauth2 but no token source")
+        try:
+            await client.auth_xoauth2(user, await tokens.token())
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await tokens.refused(f"{exc.code} {exc.message}")
+            try:
+                await client.auth_xoauth2(user, await tokens.token(fresh=True))
+            except aiosmtplib.SMTPAuthenticationError as again:
+                await tokens.refused(f"XOAUTH2 as {user}: {again.code} {again.message}")
+                raise
+        await tokens.logged_in()
 
     async def _close(self, client: aiosmtplib.SMTP) -> None:
         if not client.is_connected:

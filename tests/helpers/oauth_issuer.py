@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -184,9 +186,7 @@ class Issuer:
         try:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             key = self.service_accounts[unverified["iss"]]
-            claims = jwt.decode(
-                assertion, key, algorithms=["RS256"], options={"verify_aud": False}
-            )
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_aud": False})
         except (jwt.PyJWTError, KeyError) as exc:
             return _error("invalid_grant", f"Invalid JWT: {exc}")
         if "https://mail.google.com/" not in claims.get("scope", "").split():
@@ -279,6 +279,20 @@ class RunningIssuer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+
+@contextlib.contextmanager
+def trusted_issuer(folder: Path, monkeypatch, clients: dict[str, str]) -> Iterator[RunningIssuer]:
+    """A running issuer whose CA the token libraries trust (REQUESTS_CA_BUNDLE, which requests
+    reads: MSAL, google-auth and authlib all use it), with `clients` (id -> mailbox) registered
+    under the secret "s3cret"."""
+    running = RunningIssuer(folder).start()
+    for client_id, mailbox in clients.items():
+        running.issuer.add_client(client_id, "s3cret", mailbox)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_file))
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def service_account_key(email: str, token_uri: str) -> tuple[str, str]:
