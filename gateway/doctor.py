@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, TokenError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -159,11 +159,13 @@ async def check_relay(run: DoctorRun) -> Check:
     try:
         async with asyncio.timeout(min(r.timeout, 10) * 3):
             await client.connect()
-            if r.username:
-                await client.login(r.username, str(r.password))
+            await _relay_login(run, client)
             with contextlib.suppress(aiosmtplib.SMTPException):
                 await client.quit()
-    except aiosmtplib.SMTPAuthenticationError as exc:
+    except (aiosmtplib.SMTPAuthenticationError, TokenError) as exc:
+        if r.auth == "oauth2":
+            return Check("relay", FAIL, f"{where}: XOAUTH2 as {r.username}: {exc}", OAUTH_FIX)
+        assert isinstance(exc, aiosmtplib.SMTPAuthenticationError)
         return Check(
             "relay",
             FAIL,
@@ -181,7 +183,59 @@ async def check_relay(run: DoctorRun) -> Check:
     finally:
         client.close()
     auth = f", AUTH as {r.username} accepted" if r.username else ", no AUTH configured"
+    auth = auth.replace("AUTH", "AUTH XOAUTH2") if r.auth == "oauth2" else auth
     return Check("relay", OK, f"{where} reachable ({r.tls}){auth}; no mail sent")
+
+
+OAUTH_FIX = (
+    "see `mail-gateway mailbox status`; a device_code flow needs `mail-gateway mailbox connect "
+    'NAME`; the provider\'s side: README "Microsoft 365 and Google Workspace mailboxes"'
+)
+
+
+async def _relay_login(run: DoctorRun, client: Any) -> None:
+    from gateway.mailauth.tokens import TokenSource
+    from gateway.relay.sender import RelaySender
+    from gateway.store.db import Store
+
+    r = run.settings.relay
+    if r.auth != "oauth2":
+        await RelaySender(r).authenticate(client)
+        return
+    store = Store(run.settings.db_path)
+    try:
+        await RelaySender(r, tokens=TokenSource.for_relay(r, store)).authenticate(client)
+    finally:
+        store.close()
+
+
+async def check_mailboxes(run: DoctorRun) -> list[Check]:
+    """Each [[imap]] account's login: LOGIN, or XOAUTH2 with a token from its provider."""
+    if not run.settings.imap:
+        return []
+    from gateway.intake.imap_client import close, connect
+    from gateway.mailauth.tokens import TokenSource
+    from gateway.store.db import Store
+
+    store = Store(run.settings.db_path)
+    checks = []
+    try:
+        for a in run.settings.imap:
+            name, where = f"imap {a.user}", f"{a.host}:{a.real_port}"
+            tokens = TokenSource.for_imap(a, store) if a.auth == "oauth2" else None
+            how = f"XOAUTH2 ({a.provider} {a.oauth_flow})" if tokens else "LOGIN"
+            try:
+                async with asyncio.timeout(a.timeout * 3):
+                    close(await connect(a, asyncio.Event(), tokens))
+            except Exception as exc:
+                fix = OAUTH_FIX if tokens else "correct the account's user and password"
+                detail = f"{where}: {how}: {type(exc).__name__}: {exc}"
+                checks.append(Check(name, FAIL, detail, fix))
+            else:
+                checks.append(Check(name, OK, f"{where}: {how} login accepted"))
+    finally:
+        store.close()
+    return checks
 
 
 async def check_signatures(run: DoctorRun) -> Check:
@@ -497,7 +551,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         await check_mx(run),
     ]
     checks += await hubspot_checks(run)
-    checks += [await check_relay(run), await check_signatures(run), await check_knowledge(run)]
+    checks += [await check_relay(run), *await check_mailboxes(run)]
+    checks += [await check_signatures(run), await check_knowledge(run)]
     return checks
 
 

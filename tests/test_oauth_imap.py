@@ -76,16 +76,16 @@ class OAuthDovecot(Dovecot):
             module.dovecot_conf = real
 
 
-@pytest.fixture
-def issuer(monkeypatch):
+@pytest.fixture(name="issuer")
+def dovecot_issuer(monkeypatch):
     folder = private_folder("gw-oauth-issuer-")  # Dovecot's auth process reads the CA there
     with trusted_issuer(folder, monkeypatch, {"app-1": USER}) as running:
         yield running
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def oauth_dovecot(issuer):
+@pytest.fixture(name="oauth_dovecot")
+def oauth_dovecot_server(issuer):
     d = OAuthDovecot(issuer)
     try:
         d.start()
@@ -95,7 +95,7 @@ def oauth_dovecot(issuer):
 
 
 def oauth_account(d: OAuthDovecot, **over) -> dict:
-    a = account(d, USER, **over)
+    a = account(d, USER)
     del a["password"]
     a.update(
         auth="oauth2",
@@ -105,7 +105,8 @@ def oauth_account(d: OAuthDovecot, **over) -> dict:
         client_secret="s3cret",
         authority=d.issuer.url,
     )
-    return a
+    a.update(over)
+    return {k: v for k, v in a.items() if v != ""}
 
 
 async def running(settings) -> Gateway:

@@ -75,8 +75,8 @@ def issuer(tmp_path, monkeypatch):
         yield running
 
 
-@pytest.fixture
-async def submission(issuer):
+@pytest.fixture(name="submission")
+async def submission_server(issuer):
     handler = Submission(issuer)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

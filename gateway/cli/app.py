@@ -1,6 +1,6 @@
 """The root `mail-gateway` group (`--config`, `--version`) and the loop that adds every family.
 
-Each family module (ops, sessions, recovery, delivery, hubspot, imap, sandbox) exposes its
+Each family module (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox) exposes its
 top-level commands as `COMMANDS`; adding a family is one entry in `FAMILIES`. There is no
 other way a command gets registered.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli import delivery, hubspot, imap, ops, recovery, sandbox, sessions
+from gateway.cli import delivery, hubspot, imap, mailbox, ops, recovery, sandbox, sessions
 from gateway.cli.common import Context
 from gateway.config import default_config_path
 
-FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, sandbox)
+FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

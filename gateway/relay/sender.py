@@ -133,10 +133,7 @@ class RelaySender:
         try:
             async with asyncio.timeout(budget):
                 await client.connect()
-                if s.auth == "oauth2":
-                    await self._xoauth2(client)
-                elif s.username:
-                    await client.login(s.username, str(s.password))
+                await self.authenticate(client)
                 errors, reply = await client.sendmail(mail.mail_from, list(mail.rcpts), mail.raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
@@ -168,6 +165,15 @@ class RelaySender:
         # aiosmtplib returns the DATA reply's text; its code was 250 or it would have raised
         text = getattr(reply, "message", reply)
         return DeliveryResult(ok=True, code=getattr(reply, "code", 250), message=str(text))
+
+    async def authenticate(self, client: aiosmtplib.SMTP) -> None:
+        """Log in as [relay] says: AUTH XOAUTH2 (auth = oauth2), AUTH with the password (a
+        username set), or not at all. Raises SMTPAuthenticationError or TokenError."""
+        s = self.settings
+        if s.auth == "oauth2":
+            await self._xoauth2(client)
+        elif s.username:
+            await client.login(s.username, str(s.password))
 
     async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
         """AUTH XOAUTH2 as [relay] username; on a refusal once more with a new token.
