@@ -28,52 +28,59 @@ RAW = "SELECT COUNT(*) FROM raw_mails"
 IDLE = "SELECT COUNT(*) FROM imap_state WHERE state = 'idle'"
 
 
-class OAuthDovecot(Dovecot):
-    """A private Dovecot with `passdb { driver = oauth2 }` for XOAUTH2 and OAUTHBEARER
-    (doc.dovecot.org, "Open Authentication v2.0 database"), introspecting at the issuer."""
+class EditedDovecot(Dovecot):
+    """A private Dovecot whose dovecot.conf (tests/helpers/mailsystem.py) gets `edit`ed."""
 
-    def __init__(self, issuer: RunningIssuer):
-        super().__init__()
-        self.issuer = issuer
+    def edit(self, conf: str) -> str:
+        return conf
 
     def kick(self, user: str) -> None:
         """End the user's sessions (`doveadm kick`): clients must log in again."""
         run([DOVEADM, "-c", str(self.conf), "kick", user], "doveadm kick")
 
     def _first_start(self) -> None:
-        real = dovecot_conf
-
-        def conf(d, **kw) -> str:
-            text = real(d, **kw).replace(
-                "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2"
-            )
-            oauth = (
-                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
-                f"  args = {d}/dovecot-oauth2.conf.ext\n}}\n"
-            )
-            text = text.replace(
-                "passdb {\n  driver = static\n",
-                oauth + "passdb {\n  driver = static\n  mechanisms = plain login\n",
-            )
-            assert "driver = oauth2" in text and "xoauth2" in text
-            return text
-
-        (self.dir / "dovecot-oauth2.conf.ext").write_text(
-            f"introspection_mode = post\n"
-            f"introspection_url = {self.issuer.url}/introspect\n"
-            f"force_introspection = yes\n"
-            f"username_attribute = username\n"
-            f"active_attribute = active\n"
-            f"active_value = true\n"
-            f"tls_ca_cert_file = {self.issuer.ca_file}\n"
-        )
         import dovecot as module
 
-        module.dovecot_conf = conf  # type: ignore[assignment]
+        real = dovecot_conf
+        module.dovecot_conf = lambda d, **kw: self.edit(real(d, **kw))  # type: ignore[assignment]
         try:
             super()._first_start()
         finally:
             module.dovecot_conf = real
+
+
+class OAuthDovecot(EditedDovecot):
+    """With `passdb { driver = oauth2 }` for XOAUTH2 and OAUTHBEARER (doc.dovecot.org, "Open
+    Authentication v2.0 database"), introspecting at the issuer; the static password passdb
+    stays for PLAIN and LOGIN (the test's own helpers)."""
+
+    def __init__(self, issuer: RunningIssuer):
+        super().__init__()
+        self.issuer = issuer
+        (self.dir / "dovecot-oauth2.conf.ext").write_text(
+            f"introspection_mode = post\n"
+            f"introspection_url = {issuer.url}/introspect\n"
+            f"force_introspection = yes\n"
+            f"username_attribute = username\n"
+            f"active_attribute = active\n"
+            f"active_value = true\n"
+            f"tls_ca_cert_file = {issuer.ca_file}\n"
+        )
+
+    def edit(self, conf: str) -> str:
+        conf = conf.replace(
+            "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2"
+        )
+        oauth = (
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {self.dir}/dovecot-oauth2.conf.ext\n}}\n"
+        )
+        conf = conf.replace(
+            "passdb {\n  driver = static\n",
+            oauth + "passdb {\n  driver = static\n  mechanisms = plain login\n",
+        )
+        assert "driver = oauth2" in conf and "xoauth2" in conf
+        return conf
 
 
 @pytest.fixture(name="issuer")

@@ -44,6 +44,7 @@ from gateway.intake.imap_client import (
     search_uids,
     uid_set,
     uidvalidity,
+    utf8_names,
 )
 from gateway.mail.normalise import header_block_size, intake_key, normalise
 from gateway.mailauth.tokens import TokenSource
@@ -88,6 +89,7 @@ class FolderPoller:
         self._lost = asyncio.Event()
         self._client: aioimaplib.IMAP4 | None = None
         self._validity = 0
+        self._utf8 = False  # folder names as UTF-8 (UTF8=ACCEPT), else modified UTF-7
         self._was_ready = False  # the last session got as far as SELECT: reset the backoff
 
     # -- the outer loop: sessions with reconnect ------------------------------------------------
@@ -126,7 +128,8 @@ class FolderPoller:
         a = self.account
         self._was_ready = False
         self._client = client = await connect(a, self._lost, self.tokens)
-        resp = ok(await call(client.select(quote(self.folder)), a.timeout), "SELECT")
+        self._utf8 = utf8_names(client)
+        resp = ok(await call(client.select(self._quote(self.folder)), a.timeout), "SELECT")
         validity = uidvalidity(resp)
         state = await self.store.read(lambda db: st.load_state(db, a.key, self.folder))
         if state is None or state.uidvalidity != validity:
@@ -144,9 +147,10 @@ class FolderPoller:
         self._validity = validity
         if a.after == "move":
             with contextlib.suppress(ImapError):  # already there: fine
-                ok(await call(client.create(quote(a.move_to)), a.timeout), "CREATE")
+                ok(await call(client.create(self._quote(a.move_to)), a.timeout), "CREATE")
         if state.after_pending:
             await self._after_action(state.after_pending)
+        await self._read_skipped(validity)
         log.info(
             "imap %s: connected (UIDVALIDITY %s, last UID %s)", self.name, validity, state.last_uid
         )
@@ -162,6 +166,25 @@ class FolderPoller:
                     await asyncio.wait_for(self._lost.wait(), a.poll_interval)
                 if self._lost.is_set():
                     raise ImapError("connection lost")
+
+    def _quote(self, folder: str) -> str:
+        return quote(folder, self._utf8)
+
+    async def _read_skipped(self, validity: int) -> None:
+        """Mails left in the mailbox as too big that the size limit admits now (it was raised
+        since): read them as any new mail, once."""
+        a, limit = self.account, self.limits.max_message_size
+        uids = await self.store.read(
+            lambda db: st.skipped_within(db, a.key, self.folder, validity, limit)
+        )
+        if uids:
+            log.info(
+                "imap %s: %d mail(s) left as too big fit smtp.max_message_size now; reading them",
+                self.name,
+                len(uids),
+            )
+        for i in range(0, len(uids), HEAD_BATCH):
+            await self._chunk(uids[i : i + HEAD_BATCH])
 
     # -- one pass over the new UIDs -------------------------------------------------------------
 
@@ -322,10 +345,10 @@ class FolderPoller:
         if a.after == "seen":
             ok(await call(client.uid("store", uset, "+FLAGS.SILENT", r"(\Seen)"), t), "STORE")
         elif a.after == "move" and client.has_capability("MOVE"):
-            ok(await call(client.uid("move", uset, quote(a.move_to)), t), "MOVE")
+            ok(await call(client.uid("move", uset, self._quote(a.move_to)), t), "MOVE")
         else:
             if a.after == "move":
-                ok(await call(client.uid("copy", uset, quote(a.move_to)), t), "COPY")
+                ok(await call(client.uid("copy", uset, self._quote(a.move_to)), t), "COPY")
             ok(await call(client.uid("store", uset, "+FLAGS.SILENT", r"(\Deleted)"), t), "STORE")
             if client.has_capability("UIDPLUS"):
                 ok(await call(client.uid("expunge", uset), t), "EXPUNGE")

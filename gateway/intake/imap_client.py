@@ -63,9 +63,39 @@ def ok(resp: aioimaplib.Response, what: str) -> aioimaplib.Response:
     return resp
 
 
-def quote(name: str) -> str:
-    """A folder name as an IMAP quoted string."""
+def quote(name: str, utf8: bool = False) -> str:
+    """A folder name as an IMAP quoted string: in modified UTF-7 (RFC 3501 §5.1.3), or as
+    UTF-8 when the server's UTF8=ACCEPT is enabled (RFC 6855 §3; `connect` enables it)."""
+    name = name if utf8 else mutf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mutf7(name: str) -> str:
+    """Modified UTF-7 (RFC 3501 §5.1.3): printable ASCII stays, "&" becomes "&-", any other run
+    is "&" + base64 of its UTF-16BE with "," for "/" and no padding + "-".
+    "Entwürfe" -> "Entw&APw-rfe"."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            b64 = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=")
+            out.append("&" + b64.replace("/", ",") + "-")
+            run.clear()
+
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+
+
+def utf8_names(client: aioimaplib.IMAP4) -> bool:
+    """Folder names go as UTF-8: the server offers UTF8=ACCEPT, which `connect` enabled."""
+    return client.has_capability("UTF8=ACCEPT")
 
 
 def tls_context(account: ImapAccount) -> ssl.SSLContext:
@@ -99,6 +129,8 @@ async def connect(
             ok(await call(client.login(account.user, account.password), t), "LOGIN")
         if not client.has_capability("IMAP4rev1") or not client.has_capability("IDLE"):
             await call(client.protocol.capability(), t)  # some servers list them only on ask
+        if utf8_names(client):
+            ok(await call(client.enable("UTF8=ACCEPT"), t), "ENABLE UTF8=ACCEPT")
     except BaseException:
         close(client)
         raise

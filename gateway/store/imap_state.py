@@ -128,6 +128,15 @@ def commit_batch(
     """
     results = [accept_raw(db, m) for m in mails]
     now = now_iso()
+    # a mail skipped before and handled now (the size limit was raised) is counted once
+    uids = [*handled_uids, *(x.uid for x in skipped)]
+    seen_before = _skipped_uids(db, account, folder, uidvalidity, uids)
+    if handled_uids:
+        db.execute(
+            f"DELETE FROM imap_skipped WHERE account = ? AND folder = ? AND uidvalidity = ? "
+            f"AND uid IN ({','.join('?' * len(handled_uids))})",
+            [account, folder, uidvalidity, *handled_uids],
+        )
     for s in skipped:
         db.execute(
             "INSERT OR IGNORE INTO imap_skipped (account, folder, uidvalidity, uid, size, "
@@ -144,7 +153,7 @@ def commit_batch(
         "after_pending = ?, updated_at = ? WHERE account = ? AND folder = ? AND uidvalidity = ?",
         [
             last_uid,
-            len(handled_uids) + len(skipped),
+            len(set(uids) - seen_before),
             json.dumps(pending),
             now,
             account,
@@ -153,6 +162,32 @@ def commit_batch(
         ],
     )
     return results
+
+
+def _skipped_uids(
+    db: Database, account: str, folder: str, uidvalidity: int, uids: list[int]
+) -> set[int]:
+    if not uids:
+        return set()
+    rows = db.execute(
+        f"SELECT uid FROM imap_skipped WHERE account = ? AND folder = ? AND uidvalidity = ? "
+        f"AND uid IN ({','.join('?' * len(uids))})",
+        [account, folder, uidvalidity, *uids],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def skipped_within(
+    db: Database, account: str, folder: str, uidvalidity: int, max_size: int
+) -> list[int]:
+    """UIDs left in the mailbox as too big that the current size limit admits (it was raised):
+    the poller reads them at its next connection."""
+    rows = db.execute(
+        "SELECT uid FROM imap_skipped WHERE account = ? AND folder = ? AND uidvalidity = ? "
+        "AND reason = 'too big' AND size <= ? ORDER BY uid",
+        [account, folder, uidvalidity, max_size],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def clear_after(db: Database, account: str, folder: str, uids: Iterable[int]) -> None:
