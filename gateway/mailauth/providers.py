@@ -41,7 +41,10 @@ HTTP_TIMEOUT = 30  # seconds for one request to a token endpoint
 # (provider, flow) -> the scopes asked for when `scope` is not set
 DEFAULT_SCOPES = {
     ("microsoft", "client_credentials"): f"{OUTLOOK}/.default",
-    ("microsoft", "device_code"): f"{OUTLOOK}/IMAP.AccessAsUser.All {OUTLOOK}/SMTP.Send",
+    # delegated: Microsoft Learn names these with outlook.office.com (an alias of the same API)
+    ("microsoft", "device_code"): (
+        "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send"
+    ),
     ("google", "service_account"): GOOGLE_MAIL_SCOPE,
     ("google", "refresh_token"): GOOGLE_MAIL_SCOPE,
 }
