@@ -25,7 +25,9 @@ from gateway.relay.sender import RelaySender
 from gateway.store import deliveries
 from gateway.store import tokens as st
 
+from conftest import make_mail, start_gateway, wait_for
 from helpers.oauth_issuer import RunningIssuer, trusted_issuer
+from hubspot_helpers import conversation_of, hand_off, rep_replies, send, thread_messages
 
 MAILBOX = "support@example.com"
 SECRET = b"test-secret"
@@ -199,3 +201,29 @@ async def _delivery(store, did: int):
     d = await store.read(lambda db: deliveries.get_delivery(db, did))
     assert d is not None
     return d
+
+
+async def test_end_to_end_a_rep_reply_in_the_sandbox_goes_out_with_xoauth2(
+    submission, hub_settings
+):
+    """Customer mail in, handed off, a rep replies in the sandbox: the reply reaches the
+    XOAUTH2 submission server, and HubSpot hears it was sent."""
+    relay = oauth_relay(submission, None).settings  # the gateway builds its own TokenSource
+    gw = await start_gateway(dataclasses.replace(hub_settings, relay=relay))
+    try:
+        await send(gw, make_mail(message_id="oauth-e2e@customer.test"), 1)
+        h = await hand_off(gw, await conversation_of(gw, "oauth-e2e@customer.test"))
+        reply = await rep_replies(gw, h["thread_id"], "It ships tomorrow.", "A-301")
+
+        async def sent() -> bool:
+            msgs = await thread_messages(gw, h["thread_id"])
+            status = next((m.get("status") or {} for m in msgs if m["id"] == reply["id"]), {})
+            return status.get("statusType") == "SENT"
+
+        await wait_for(sent, 20, "SENT in HubSpot")
+        ((_sender, rcpts, data),) = submission.received
+        assert rcpts == ["alice@customer.test"] and b"It ships tomorrow." in data
+        row = await gw.store.read(lambda db: st.load_token(db, RELAY_LOGIN))
+        assert row.last_login_at and submission.issuer.issuer.count("client_credentials") == 1
+    finally:
+        await gw.stop(drain_seconds=5)
