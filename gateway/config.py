@@ -278,10 +278,6 @@ OAUTH_FLOWS = {
     "google": ("service_account", "refresh_token"),
     "generic": ("client_credentials", "refresh_token"),
 }
-OAUTH_KEYS = (
-    "auth provider flow tenant client_id client_secret client_secret_env refresh_token "
-    "service_account_key authority token_url scope"
-).split()
 
 
 @dataclass(frozen=True)
@@ -746,7 +742,7 @@ def _check_bool(v: Any, **_: Any) -> bool:
 
 def _check_choice(v: Any, choices: tuple[str, ...] = (), **_: Any) -> str:
     if v not in choices:
-        raise ValueError("expected one of " + ", ".join(choices))
+        raise ValueError("expected one of " + ", ".join(c for c in choices if c))
     return v
 
 

@@ -172,8 +172,10 @@ def _google(keys: OAuthKeys, user: str) -> Grant:
             scopes=scopes(keys),
         )
     creds.refresh(Request())
-    expiry = creds.expiry or datetime.datetime.utcnow() + datetime.timedelta(hours=1)
-    expires_at = expiry.replace(tzinfo=datetime.UTC).timestamp()  # google-auth: naive UTC
+    if creds.expiry is None:
+        expires_at = time.time() + 3600
+    else:  # google-auth keeps a naive datetime in UTC
+        expires_at = creds.expiry.replace(tzinfo=datetime.UTC).timestamp()
     return Grant(creds.token, expires_at, getattr(creds, "refresh_token", "") or "")
 
 
