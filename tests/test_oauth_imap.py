@@ -195,15 +195,18 @@ async def test_revoked_token_one_clear_error_backoff_then_recovery(oauth_dovecot
             ]
 
         await wait_for(lambda: len(retries()) >= 4, 30, "four refused logins")
-        warnings = [
-            r
-            for r in caplog.records
-            if r.name == "gateway.intake.imap"
-            and r.levelno >= logging.WARNING
-            and "AADSTS65001" in r.getMessage()
-        ]
-        assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one clear line
-        assert "consent" in warnings[0].getMessage()
+
+        def warned() -> list[str]:
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if r.name == "gateway.intake.imap"
+                and r.levelno >= logging.WARNING
+                and "AADSTS65001" in r.getMessage()
+            ]
+
+        assert len(warned()) == 1, warned()  # one clear line
+        assert "consent" in warned()[0]
         delays = retries()
         assert delays == sorted(delays) and delays[-1] > delays[0]  # backing off, no tight loop
         shown = (
@@ -219,6 +222,12 @@ async def test_revoked_token_one_clear_error_backoff_then_recovery(oauth_dovecot
         await wait_count(gw, RAW, 1, within=30)
         row = await gw.store.read(lambda db: st.load_token(db, login))
         assert row.last_error == "" and row.last_login_at
+
+        # withdrawn again later: news again, so one more warning
+        await wait_count(gw, IDLE, 1)
+        d.issuer.issuer.revoke(USER)
+        await asyncio.to_thread(d.kick, USER)
+        await wait_for(lambda: len(warned()) == 2, 30, "a second warning")
     finally:
         await gw.stop(drain_seconds=5)
 

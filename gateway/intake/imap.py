@@ -108,8 +108,7 @@ class FolderPoller:
                 reason = _reason(exc)
                 delay = backoff * random.uniform(0.5, 1.0)
                 # a refused login says the same each time: one warning, then quiet retries
-                # (until a session works again: the next refusal is news)
-                last_reason = "" if self._was_ready else last_reason
+                # (a session that ends logs its own reason in between: a later refusal warns)
                 level = (
                     logging.DEBUG
                     if isinstance(exc, TokenError) and reason == last_reason
