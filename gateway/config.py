@@ -242,7 +242,13 @@ class HubspotSettings:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    concurrency: int = _key("Jobs run at once.", 4, "int", min=1)
+    concurrency: int = _key(
+        "Jobs of one kind run at once: each kind has its own slots (HubSpot's kinds fewer, "
+        "process_mail 4 times as many), so no kind waits for another.",
+        4,
+        "int",
+        min=1,
+    )
     lease_seconds: int = _key(
         "A claimed job not finished within this time is taken up again (crash recovery).",
         300,

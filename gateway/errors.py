@@ -17,6 +17,8 @@ Where the others live, and why there:
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 
 class GatewayError(Exception):
     """Base class for errors the gateway raises on purpose."""
@@ -52,6 +54,21 @@ class TokenError(TransientError, PermissionError):
     Transient: the admin fixes it (`mail-gateway mailbox connect`, a new secret) while the
     IMAP poller and the delivery job back off (gateway/mailauth/).
     """
+
+
+class BudgetSpent(Deferred):
+    """An external rate limit (HubSpot's 100 calls / 10 s, say) has no room before `until`.
+
+    Raised instead of waiting when `DEFER_AFTER` allows: the worker gives the job's slot back,
+    runs it again at `until` without counting a try, and claims no other job of that kind
+    before then (they would find the budget spent too).
+    """
+
+
+# The longest a rate limiter may wait for its budget before it raises BudgetSpent instead, in
+# seconds. None (the default: the CLI, the reply poller, web requests) = wait as long as it
+# takes. The worker sets it around each job, so a job never holds a slot while it waits.
+DEFER_AFTER: ContextVar[float | None] = ContextVar("DEFER_AFTER", default=None)
 
 
 class PermanentError(GatewayError):

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from gateway.config import WorkerSettings
-from gateway.errors import Deferred, PermanentError
+from gateway.errors import DEFER_AFTER, BudgetSpent, Deferred, PermanentError
 from gateway.jobs.registry import JobSpec
 from gateway.models import Job
 from gateway.store import jobs as jobq
@@ -33,14 +33,27 @@ def backoff(attempts: int, first: float = 5.0) -> float:
 
 
 class Worker:
+    """Claims due jobs for every kind with a free slot, in one write, and runs each in a task.
+
+    Each kind has its own slots (`JobSpec.concurrency`, default the [worker] concurrency), so
+    a kind that waits (HubSpot's handoffs on the rate limit) never holds a slot another kind
+    needs: new mail, the assistant's answers and reply deliveries run beside it. A job whose
+    external budget is spent raises `BudgetSpent`: it goes back to the queue, due when the
+    budget has room, without using a try, and its kind is not claimed until then.
+    """
+
+    # A job may wait this long for an external rate limit's budget; longer, it is deferred.
+    defer_after = 0.5
+
     def __init__(self, store: Store, registry: Mapping[str, JobSpec], settings: WorkerSettings):
         self.store = store
         self.registry = registry
         self.settings = settings
         self._wake = asyncio.Event()
         self._stopping = False
-        self._running: Counter[str] = Counter()  # jobs in flight per kind, for the caps
-        self._claiming = asyncio.Lock()  # caps are read and counted in one step
+        self._running: Counter[str] = Counter()  # jobs in flight per kind, for the slots
+        self._paused: dict[str, float] = {}  # kind -> unix time its budget has room again
+        self._tasks: set[asyncio.Task[None]] = set()
         # a lease outlives the longest timeout, so a running job is never claimed twice
         longest = max((spec.timeout or 0.0 for spec in registry.values()), default=0.0)
         self.lease_seconds = max(float(settings.lease_seconds), longest / 0.8)
@@ -55,61 +68,80 @@ class Worker:
         self._stopping = True
         self._wake.set()
 
-    async def run(self, *, burst: bool = False) -> None:
-        """Run `concurrency` claim loops until stop() (or, in burst mode, until nothing is due)."""
-        loops = [self._loop(burst) for _ in range(self.settings.concurrency)]
-        await asyncio.gather(*loops)
+    def slots(self, kind: str) -> int:
+        """How many jobs of `kind` may run at once."""
+        spec = self.registry.get(kind)
+        cap = spec.concurrency if spec is not None else None
+        return cap if cap is not None else self.settings.concurrency
 
-    def _at_cap(self) -> list[str]:
-        """Kinds with as many jobs running as their cap allows: not to be claimed now."""
-        return sorted(
-            kind
-            for kind, spec in self.registry.items()
-            if spec.concurrency is not None and self._running[kind] >= spec.concurrency
-        )
-
-    async def _claim(self) -> Job | None:
-        lease = self.lease_seconds
-        async with self._claiming:
-            full = self._at_cap()
-            job = await self.store.write(
-                lambda db: jobq.claim(db, lease_seconds=lease, exclude_kinds=full)
-            )
-            if job is not None:
-                self._running[job.kind] += 1
-        return job
-
-    async def _loop(self, burst: bool) -> None:
-        failures = 0
-        while not self._stopping:
-            try:
-                job = await self._claim()
-                if job is None:
-                    if burst:
-                        return
-                    await self._idle()
-                    failures = 0
-                    continue
-            except Exception as exc:
-                # The store itself failed (a full disk, an I/O error): intake answers 451 for
-                # the same reason. The loop must outlive it, or processing would stop for good
-                # while intake resumes once the disk has room again.
-                failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
-                if failures == 1 or failures % 10 == 0:
-                    log.error("worker cannot reach the store (%s); retry in %.1fs", exc, delay)
-                if burst:
-                    raise
-                await self._pause(delay)
+    def _free(self) -> dict[str, int]:
+        """Free slots per kind that may be claimed now (kinds with a spent budget left out)."""
+        now = time.time()
+        free = {}
+        for kind in self.registry:
+            if self._paused.get(kind, 0.0) > now:
                 continue
-            failures = 0
-            try:
-                await self.run_job(job)
-            finally:
-                self._running[job.kind] -= 1
-                spec = self.registry.get(job.kind)
-                if spec is not None and spec.concurrency is not None:
-                    self._wake.set()  # a slot of a capped kind is free: idle loops look again
+            n = self.slots(kind) - self._running[kind]
+            if n > 0:
+                free[kind] = n
+        return free
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Claim and run jobs until stop(), then let the running ones finish; in burst mode,
+        return once nothing is due and nothing runs."""
+        failures = 0
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    jobs = await self._claim()
+                except Exception as exc:
+                    # The store itself failed (a full disk, an I/O error): intake answers 451
+                    # for the same reason. The loop must outlive it, or processing would stop
+                    # for good while intake resumes once the disk has room again.
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
+                    if failures == 1 or failures % 10 == 0:
+                        log.error("worker cannot reach the store (%s); retry in %.1fs", exc, delay)
+                    if burst:
+                        raise
+                    await self._pause(delay)
+                    continue
+                failures = 0
+                for job in jobs:
+                    self._start(job)
+                if jobs:
+                    continue  # more may be due: claim again before sleeping
+                if burst and not self._tasks:
+                    return
+                await self._idle(burst)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _claim(self) -> list[Job]:
+        free = self._free()
+        if not free:
+            return []
+        lease = self.lease_seconds
+        jobs = await self.store.write(lambda db: jobq.claim_many(db, free, lease_seconds=lease))
+        for job in jobs:
+            self._running[job.kind] += 1
+        return jobs
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._run_one(job), name=f"job-{job.id}-{job.kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_one(self, job: Job) -> None:
+        try:
+            await self.run_job(job)
+        except Exception:  # the store failed while finishing: the lease brings the job back
+            log.exception("job %s (%s): could not record its outcome", job.id, job.kind)
+        finally:
+            self._running[job.kind] -= 1
+            self._wake.set()  # a slot is free
 
     async def _pause(self, seconds: float) -> None:
         """Wait `seconds`, or less if stop() is called."""
@@ -121,15 +153,20 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _idle(self) -> None:
-        # clear before looking: a wake() (an enqueue, a capped job finishing) that comes while
-        # we read is kept, not lost to a clear after the read
-        self._wake.clear()
-        if self._stopping:  # stop() may have set the event just before the clear above
+    async def _idle(self, burst: bool) -> None:
+        # the event was cleared before the claim: a wake() (an enqueue, a job finishing) that
+        # came since is kept, not lost to a clear after the read
+        if self._stopping or self._wake.is_set():
             return
-        full = self._at_cap()
-        due = await self.store.read(lambda db: jobq.next_due(db, exclude_kinds=full))
-        wait = 5.0 if due is None else max(0.05, min(5.0, due - time.time()))
+        free = self._free()
+        wait = 5.0
+        if free and not burst:
+            due = await self.store.read(lambda db: jobq.next_due(db, kinds=list(free)))
+            if due is not None:
+                wait = max(0.05, min(5.0, due - time.time()))
+        paused = [t for t in self._paused.values() if t > time.time()]
+        if paused:
+            wait = max(0.05, min(wait, min(paused) - time.time()))
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
         except TimeoutError:
@@ -145,6 +182,7 @@ class Worker:
         # finish (or fail) before the lease expires
         timeout = spec.timeout if spec.timeout is not None else self.lease_seconds * 0.8
         max_tries = spec.max_tries if spec.max_tries is not None else self.settings.max_attempts
+        limit = DEFER_AFTER.set(self.defer_after)
         try:
             async with asyncio.timeout(timeout):
                 await spec.handler(job)
@@ -152,7 +190,11 @@ class Worker:
             raise  # the lease expires and another run picks it up
         except Deferred as exc:
             until, reason = exc.until, str(exc)
-            log.info("job %s (%s) deferred until %s: %s", job.id, job.kind, until, reason)
+            if isinstance(exc, BudgetSpent):
+                self._paused[job.kind] = max(self._paused.get(job.kind, 0.0), until)
+                log.debug("job %s (%s) deferred until %s: %s", job.id, job.kind, until, reason)
+            else:
+                log.info("job %s (%s) deferred until %s: %s", job.id, job.kind, until, reason)
             await self.store.write(
                 lambda db: jobq.reschedule(
                     db, job.id, error=reason, run_after=until, count_attempt=False
@@ -178,5 +220,7 @@ class Worker:
                     )
                 )
             return
+        finally:
+            DEFER_AFTER.reset(limit)
         self.ran += 1
         await self.store.write(lambda db: jobq.finish(db, job.id))

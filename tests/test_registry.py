@@ -49,8 +49,10 @@ def test_every_job_kind_has_one_entry(settings: Settings):
         worker=settings.worker,
     )
     assert set(registry) == {str(kind) for kind in JobKind}
-    assert registry["process_mail"].concurrency is None  # new mail may use every slot
-    assert 1 <= registry["handoff"].concurrency < settings.worker.concurrency
+    slots = settings.worker.concurrency
+    assert registry["process_mail"].concurrency == 4 * slots  # batches per fsync
+    assert registry["assist"].concurrency is None  # the [worker] concurrency, its own slots
+    assert 1 <= registry["handoff"].concurrency < slots
 
 
 async def test_claim_skips_excluded_kinds(store):

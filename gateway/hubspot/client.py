@@ -3,6 +3,9 @@
 Why pacing on our side: a 429 costs a round trip and, for the burst limit, a wait of up to
 ten seconds; a rolling window of our own keeps the gateway just under the limit, learns the
 real limit from `X-HubSpot-RateLimit-*` headers, and keeps search at its separate 5/s.
+Inside a worker's job (`errors.DEFER_AFTER` set) a call that would wait longer than that for
+the budget raises `errors.BudgetSpent` instead: the job gives its slot back and runs again
+when the budget has room, without using a try (a 429 on the burst window does the same).
 Retries: safe calls (GET, PUT, PATCH, DELETE, searches, and POSTs the caller marks idempotent)
 are retried here on 5xx, timeouts and resets with backoff and jitter. Other POSTs are not:
 the caller's step logic knows how to find out whether the first try happened.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import random
@@ -24,6 +28,7 @@ from typing import Any
 import aiohttp
 import yarl
 
+from gateway.errors import DEFER_AFTER, BudgetSpent
 from gateway.hubspot import api
 from gateway.hubspot.errors import (
     DailyLimitReached,
@@ -40,29 +45,57 @@ TokenSource = Callable[[bool], Awaitable[str]]  # (force_refresh) -> access toke
 
 
 class RollingWindow:
-    """At most `limit` calls in any `interval` seconds, shared by every caller."""
+    """At most `limit` calls in any `interval` seconds, shared by every caller.
+
+    A caller reserves the earliest moment its call fits (a stamp, possibly in the future) and
+    sleeps until then outside any lock, so callers never queue behind each other's sleeps.
+    A caller that may not wait that long (`max_wait`, from `errors.DEFER_AFTER` in a worker's
+    job) reserves nothing and gets BudgetSpent with the moment the budget has room again.
+    """
 
     def __init__(self, limit: int, interval: float, margin: float = 0.9):
         self.interval = interval
         self.margin = margin
         self.limit = max(1, int(limit * margin))
-        self.stamps: collections.deque[float] = collections.deque()
+        self.stamps: collections.deque[float] = collections.deque()  # monotonic, ascending
         self.paused_until = 0.0
-        self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self.paused_until:
-                    await asyncio.sleep(self.paused_until - now)
-                    continue
-                while self.stamps and self.stamps[0] <= now - self.interval:
-                    self.stamps.popleft()
-                if len(self.stamps) < self.limit:
-                    self.stamps.append(now)
-                    return
-                await asyncio.sleep(self.stamps[0] + self.interval - now + 0.001)
+    def wait_needed(self, now: float | None = None) -> float:
+        """Seconds from `now` until one more call fits (0.0: it fits now)."""
+        now = time.monotonic() if now is None else now
+        while self.stamps and self.stamps[0] <= now - self.interval:
+            self.stamps.popleft()
+        at = max(now, self.paused_until)
+        if len(self.stamps) >= self.limit:
+            at = max(at, self.stamps[-self.limit] + self.interval + 0.001)
+        return at - now
+
+    async def acquire(self, max_wait: float | None = None) -> None:
+        """Wait for room for one call, then count it.
+
+        Raises BudgetSpent (without counting the call) when the room comes later than
+        `max_wait` seconds from now; None waits as long as it takes.
+        """
+        while True:
+            now = time.monotonic()
+            wait = self.wait_needed(now)
+            if max_wait is not None and wait > max_wait:
+                raise BudgetSpent(
+                    f"HubSpot's rate limit ({self.limit} calls / {self.interval:g} s of ours): "
+                    f"no room for {wait:.1f} s",
+                    until=time.time() + wait,
+                )
+            if self.stamps and now + wait < self.stamps[-1]:
+                wait = self.stamps[-1] - now  # the limit grew: keep the stamps in order
+            self.stamps.append(now + wait)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+            if time.monotonic() >= self.paused_until:
+                return
+            # a 429 paused the window while we slept: give the stamp back and look again
+            with contextlib.suppress(ValueError):
+                self.stamps.remove(now + wait)
 
     def learn(self, headers: Any) -> None:
         """Adopt the limit HubSpot states, and stop early when it says little is left."""
@@ -207,7 +240,7 @@ class HubSpotClient:
         refreshed = False
         while True:
             attempt += 1
-            await (self.search_window if search else self.window).acquire()
+            await (self.search_window if search else self.window).acquire(DEFER_AFTER.get())
             try:
                 status, headers, data = await self._once(
                     method, path, params, body, developer, multipart or form, auth

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlite_utils import Database
 
@@ -80,17 +80,56 @@ def claim(
     )
 
 
-def next_due(db: Database, *, exclude_kinds: Sequence[str] = ()) -> float | None:
+def claim_many(
+    db: Database, free: Mapping[str, int], *, lease_seconds: float, now: float | None = None
+) -> list[Job]:
+    """Take up to `free[kind]` due jobs of each kind (queued and due, or running with an
+    expired lease), oldest due first, in one transaction: one commit starts a batch.
+
+    Each kind is its own statement on idx_jobs_kind_due, so a kind with nothing due costs one
+    index probe however long another kind's backlog is.
+    """
+    now = time.time() if now is None else now
+    jobs: list[Job] = []
+    for kind, n in free.items():
+        if n <= 0:
+            continue
+        rows = db.execute(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, "
+            "updated_at = ? WHERE id IN (SELECT id FROM jobs WHERE kind = ? "
+            "AND state IN ('queued', 'running') AND ((state = 'queued' AND run_after <= ?) "
+            "OR (state = 'running' AND lease_until < ?)) "
+            "ORDER BY run_after, id LIMIT ?) "
+            "RETURNING id, kind, payload, attempts, dedupe_key, run_after",
+            [now + lease_seconds, now_iso(now), str(kind), now, now, n],
+        ).fetchall()
+        rows.sort(key=lambda r: (r[5], r[0]))
+        jobs += [
+            Job(id=r[0], kind=r[1], payload=json.loads(r[2]), attempts=r[3], dedupe_key=r[4])
+            for r in rows
+        ]
+    return jobs
+
+
+def next_due(
+    db: Database, *, exclude_kinds: Sequence[str] = (), kinds: Sequence[str] | None = None
+) -> float | None:
     """When the next job becomes due (or its lease expires): lets an idle worker sleep.
 
-    Kinds at their cap are left out (as claim() leaves them out); the worker wakes itself
-    when one of their jobs finishes.
+    Only `kinds` when given (those with a free slot), and never `exclude_kinds` (as claim()
+    leaves them out); the worker wakes itself when a slot frees.
     """
-    not_kinds, kinds = _not_kinds(exclude_kinds)
+    not_kinds, params = _not_kinds(exclude_kinds)
+    only = ""
+    if kinds is not None:
+        if not kinds:
+            return None
+        only = f" AND kind IN ({', '.join('?' for _ in kinds)})"
+        params += [str(k) for k in kinds]
     row = db.execute(
         "SELECT MIN(CASE state WHEN 'queued' THEN run_after ELSE lease_until END) FROM jobs "
-        f"WHERE state IN ('queued', 'running'){not_kinds}",
-        kinds,
+        f"WHERE state IN ('queued', 'running'){not_kinds}{only}",
+        params,
     ).fetchone()
     return row[0] if row and row[0] is not None else None
 

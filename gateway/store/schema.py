@@ -387,3 +387,13 @@ def m008_mailbox_tokens(db: Database) -> None:
         pk="login",
         defaults={"access_token": "", "expires_at": 0.0, "refresh_token": "", "last_error": ""},
     )
+
+
+@migrations()
+def m009_jobs_due_by_kind(db: Database) -> None:
+    # The worker claims per kind (each kind has its own slots): without the kind first, a
+    # claim for a kind with nothing due walks every due job of the others (a burst's backlog).
+    db.execute(
+        "CREATE INDEX idx_jobs_kind_due ON jobs(kind, state, run_after) "
+        "WHERE state IN ('queued', 'running')"
+    )
