@@ -157,30 +157,28 @@ def save(name: str, data: Any) -> Path:
     return path
 
 
+def daemon(workdir: Path, extra: str = "", log_level: str = "warning", **hubspot: Any) -> Daemon:
+    """A daemon (not started) whose config `gateway_config` writes into workdir, with the
+    [hubspot] keys given."""
+
+    def write(smtp: int, http: int) -> Path:
+        cfg = workdir / "config.toml"
+        cfg.write_text(
+            gateway_config(workdir / "state", smtp, http, extra, log_level=log_level, **hubspot)
+        )
+        return cfg
+
+    return Daemon(write, workdir / "daemon.log")
+
+
 async def live_daemon(
     workdir: Path, sandbox: Any, extra: str = "", log_level: str = "warning", **hubspot: Any
 ) -> Daemon:
     """A daemon in [hubspot] mode = "live" pointed at a sandbox running in this process,
     set up (channel, inbox, property ids in its store) and started."""
-
-    def write(smtp: int, http: int) -> Path:
-        cfg = workdir / "config.toml"
-        cfg.write_text(
-            gateway_config(
-                workdir / "state",
-                smtp,
-                http,
-                extra,
-                log_level=log_level,
-                **sandbox_hubspot(sandbox.info()),
-                **hubspot,
-            )
-        )
-        return cfg
-
-    daemon = Daemon(write, workdir / "daemon.log")
-    await start_live(daemon)
-    return daemon
+    live = daemon(workdir, extra, log_level, **sandbox_hubspot(sandbox.info()), **hubspot)
+    await start_live(live)
+    return live
 
 
 async def start_live(daemon: Daemon) -> None:

@@ -262,11 +262,12 @@ class WorkerSettings:
         min=1,
     )
     parse_processes: int = _key(
-        "Processes that parse mail beside the daemon (its regexes hold Python's GIL; in a "
-        "process they cannot slow SMTP answers); 0 = parse in a thread.",
-        1,
+        "Processes that parse and measure mail beside the daemon (the parser's regexes and "
+        "the sentiment model hold Python's GIL; in a process they cannot slow SMTP answers); "
+        "-1 = one per CPU core, 0 = in a thread of the daemon.",
+        -1,
         "int",
-        min=0,
+        min=-1,
     )
     retry_base_seconds: float = _key(
         "First retry delay; it doubles per try up to an hour (with 20% jitter).",

@@ -128,7 +128,10 @@ class Gateway:
         if s.worker.parse_processes:
             # forkserver: a clean parent for the parsers, not a fork of this threaded process
             ctx = multiprocessing.get_context("forkserver")
-            self.parse_pool = ProcessPoolExecutor(s.worker.parse_processes, mp_context=ctx)
+            processes = s.worker.parse_processes
+            if processes < 0:
+                processes = os.cpu_count() or 1
+            self.parse_pool = ProcessPoolExecutor(processes, mp_context=ctx)
         processor = MailProcessor(store, secret, s.gateway.hostname, support)
         processor.form_senders = frozenset(s.senders.form_senders)
         processor.trusted_domains = frozenset(s.senders.trusted_domains)
@@ -136,6 +139,7 @@ class Gateway:
         self.processor = processor
         self.metrics = metrics = Metrics()
         self.assist = assist = AssistJob.from_settings(store, s.assistant)
+        assist.executor = self.parse_pool  # sentiment and language beside the parser
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
         # bound now, served once the app exists: the sandbox and the setup need the public URL

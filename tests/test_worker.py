@@ -4,13 +4,18 @@ budget is spent gives its slot back without using a try (issue 17 item 4)."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from gateway.config import WorkerSettings
 from gateway.errors import DEFER_AFTER, BudgetSpent
+from gateway.jobs.process_mail import InOrder, MailProcessor
 from gateway.jobs.registry import JobSpec
-from gateway.models import Job
+from gateway.mail.normalise import intake_key
+from gateway.models import IncomingMail, Job
 from gateway.store import jobs as jobq
+from gateway.store.intake import accept_raw
 from gateway.worker import Worker
 
 from helpers.waiting import wait_for
@@ -107,3 +112,53 @@ async def test_claim_many_takes_per_kind_counts_oldest_first(store):
     assert [j.id for j in again] == a[2:]
     assert await store.read(lambda db: jobq.next_due(db, kinds=["a"])) is not None  # leases
     assert await store.read(lambda db: jobq.next_due(db, kinds=[])) is None
+
+
+async def test_in_order_lets_a_mail_record_only_after_the_ones_accepted_before_it():
+    order = InOrder()
+    for raw_id in (1, 2, 3):
+        order.enter(raw_id)
+    third = asyncio.create_task(order.turn(3))
+    await order.turn(1)  # the oldest never waits
+    order.leave(1)
+    await asyncio.sleep(0)
+    assert not third.done()  # 2 is still in flight
+    order.leave(2)  # e.g. quarantined: it leaves without a record
+    await asyncio.wait_for(third, 5)
+
+
+async def test_a_burst_of_one_thread_processed_at_once_stays_one_conversation(store):
+    """Twelve mails, each a reply to the one before, accepted together and processed by
+    16 jobs at once over two parser processes: every reply finds its parent recorded."""
+    processor = MailProcessor(store, b"secret", "gw.example.com", frozenset({"support@x.test"}))
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        processor.executor = pool
+        for i in range(12):
+            parent = f"<t{i - 1}@customer.test>" if i else ""
+            raw = (
+                f"From: Ann <ann@customer.test>\r\nTo: support@x.test\r\nSubject: Re: Order\r\n"
+                f"Message-ID: <t{i}@customer.test>\r\nIn-Reply-To: {parent}\r\n"
+                f"References: {parent}\r\n\r\nMail {i} of the thread.\r\n"
+            ).encode()
+            mid, digest = intake_key(raw)
+            mail = IncomingMail(
+                source="smtp",
+                mailbox="support@x.test",
+                envelope_from="ann@customer.test",
+                rcpt_tos=["support@x.test"],
+                raw=raw,
+                message_id=mid,
+                sha256=digest,
+            )
+            await store.write(lambda db, m=mail: accept_raw(db, m))
+        worker = Worker(
+            store, {"process_mail": JobSpec(processor, concurrency=16)}, WorkerSettings()
+        )
+        await worker.run(burst=True)
+    convs = await store.read(
+        lambda db: db.execute(
+            "SELECT COUNT(DISTINCT conversation_id), COUNT(*) FROM messages"
+        ).fetchone()
+    )
+    assert tuple(convs) == (1, 12)

@@ -55,6 +55,40 @@ async def parse_off_loop(executor: Executor | None, parse: Callable[..., T], *ar
 AfterRecord = Callable[[Recorded, frozenset[str]], Awaitable[None]]
 
 
+class InOrder:
+    """Lets mails that are processed at once record in the order they were accepted.
+
+    The worker runs many process_mail jobs together and the parser processes finish them in
+    any order; but a reply recorded before the mail it answers would open a conversation of
+    its own. So a job enters with its raw id, parses, and waits before its record until no
+    mail accepted earlier is still in flight; the records it releases together reach the
+    store writer together and share one commit (the group commit intake uses).
+    A job that leaves without recording (a quarantine, a retry) releases those behind it.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def enter(self, raw_id: int) -> None:
+        self._in_flight.add(raw_id)
+
+    async def turn(self, raw_id: int) -> None:
+        """Wait until every mail accepted before `raw_id` has recorded or left."""
+        while min(self._in_flight, default=raw_id) < raw_id:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def leave(self, raw_id: int) -> None:
+        """Done recording (or leaving without a record): wake the mails that wait."""
+        self._in_flight.discard(raw_id)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 @dataclass
 class MailProcessor:
     store: Store
@@ -68,9 +102,17 @@ class MailProcessor:
     # [senders]: form mailers (addresses, "@domain") and trusted sender domains
     form_senders: frozenset[str] = frozenset()
     trusted_domains: frozenset[str] = frozenset()
+    order: InOrder = dataclasses.field(default_factory=InOrder)
 
     async def __call__(self, job: Job) -> None:
         raw_id = job.payload["raw_id"]
+        self.order.enter(raw_id)
+        try:
+            await self._run(raw_id)
+        finally:
+            self.order.leave(raw_id)
+
+    async def _run(self, raw_id: int) -> None:
         stored = await self.store.read(lambda db: load_raw(db, raw_id))
         if stored is None or stored.state == "quarantined":
             return
@@ -117,20 +159,24 @@ class MailProcessor:
         annotations = annotations | who.annotations
         if who.via:  # a noreply form mailer writing for a customer: the customer is no robot
             annotations = annotations - {NOREPLY}
-        recorded = await self.store.write(
-            lambda db: record_mail(
-                db,
-                raw_id=raw_id,
-                mailbox=mailbox,
-                mail=parsed,
-                annotations=annotations,
-                lookups=lookups,
-                support_addresses=self.support_addresses,
-                customer=who.address,
-                customer_shown=who.shown,
-                trusted_domains=self.trusted_domains,
+        await self.order.turn(raw_id)
+        try:
+            recorded = await self.store.write(
+                lambda db: record_mail(
+                    db,
+                    raw_id=raw_id,
+                    mailbox=mailbox,
+                    mail=parsed,
+                    annotations=annotations,
+                    lookups=lookups,
+                    support_addresses=self.support_addresses,
+                    customer=who.address,
+                    customer_shown=who.shown,
+                    trusted_domains=self.trusted_domains,
+                )
             )
-        )
+        finally:
+            self.order.leave(raw_id)  # the next mails record while the hooks run
         if recorded.outside_sender:
             log.warning(
                 "mail %s joined conversation %s from an outside sender (%s): kept, not answered",

@@ -181,8 +181,15 @@ class Store:
                 conn.execute("ROLLBACK")
             err = TransientError(f"store commit failed: {exc}")
             results = [(w, False, err) for w in batch]
+        # one wake-up of each waiting event loop per batch, not one per write: each
+        # call_soon_threadsafe writes to the loop's self-pipe and costs it a syscall to read
+        by_loop: dict[int, list[tuple[asyncio.Future, bool, Any]]] = {}
+        loops = {}
         for w, ok, value in results:
-            w.loop.call_soon_threadsafe(_settle, w.future, ok, value)
+            by_loop.setdefault(id(w.loop), []).append((w.future, ok, value))
+            loops[id(w.loop)] = w.loop
+        for key, settled in by_loop.items():
+            loops[key].call_soon_threadsafe(_settle_all, settled)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -215,13 +222,14 @@ class Store:
         self._db.conn.close()
 
 
-def _settle(fut: asyncio.Future, ok: bool, value: Any) -> None:
-    if fut.cancelled():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
+def _settle_all(settled: list[tuple[asyncio.Future, bool, Any]]) -> None:
+    for fut, ok, value in settled:
+        if fut.cancelled():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
 
 
 def inserted_id(cur: sqlite3.Cursor) -> int:
