@@ -262,9 +262,8 @@ class WorkerSettings:
         min=1,
     )
     parse_processes: int = _key(
-        "Processes that parse and measure mail beside the daemon (the parser's regexes and "
-        "the sentiment model hold Python's GIL; in a process they cannot slow SMTP answers); "
-        "-1 = one per CPU core, 0 = in a thread of the daemon.",
+        "Processes that parse mail beside the daemon (its regexes hold Python's GIL; in a "
+        "process they cannot slow SMTP answers); -1 = one per CPU core, 0 = in a thread.",
         -1,
         "int",
         min=-1,

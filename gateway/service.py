@@ -139,7 +139,6 @@ class Gateway:
         self.processor = processor
         self.metrics = metrics = Metrics()
         self.assist = assist = AssistJob.from_settings(store, s.assistant)
-        assist.executor = self.parse_pool  # sentiment and language beside the parser
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
         # bound now, served once the app exists: the sandbox and the setup need the public URL

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -293,9 +292,6 @@ class AssistJob:
         self.store = store
         self.settings = settings
         self.assistant = assistant
-        # where sentiment and language are measured: the service's parser processes (VADER
-        # holds the GIL for ~16 ms on a 5 KB mail); None = a thread of the daemon
-        self.executor: Executor | None = None
 
     @classmethod
     def from_settings(cls, store: Store, settings: AssistantSettings) -> AssistJob:
@@ -327,7 +323,7 @@ class AssistJob:
             text = await self.store.read(lambda db: st.customer_text(db, row_id))
             if text is None:
                 return None
-            return await asyncio.get_running_loop().run_in_executor(self.executor, analyse, text)
+            return await asyncio.to_thread(analyse, text)
         except Exception:  # the signals are context, never a reason to lose the decision
             log.exception("message %s: sentiment/language failed", row_id)
             return None
