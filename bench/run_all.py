@@ -84,6 +84,7 @@ def main() -> None:
         r = cli_startup.run(5 if q else 20)
         print("### CLI start-up\n")
         print(cli_startup.table(r))
+        print("\nGoal (issue 17): `--help` and `status` at most 300 ms wall time (median).")
         save("cli_startup", r)
         print()
     if "classify" in only:
