@@ -128,7 +128,54 @@ class SmtpSettings:
     max_sessions: int = _key(
         "Concurrent SMTP sessions; more get 421 4.7.0 and may retry.", 200, "int", min=1
     )
-    idle_timeout: int = _key("Seconds a client may stay silent.", 300, "int", min=5)
+    idle_timeout: int = _key(
+        "Seconds a client may stay silent between commands (inside DATA, min_data_rate rules).",
+        300,
+        "int",
+        min=1,
+    )
+    # hostile senders (README "Hostile senders and peers"); Postfix's names in brackets
+    client_connection_limit: int = _key(
+        "Sessions one client (IPv4 address, IPv6 /64) may hold at once; more get 421 4.7.0; "
+        "0 = no limit [smtpd_client_connection_count_limit].",
+        50,
+        "int",
+        min=0,
+    )
+    client_connection_rate: int = _key(
+        "Connections one client may open per minute; more get 421 4.7.0; 0 = no limit "
+        "[smtpd_client_connection_rate_limit].",
+        300,
+        "int",
+        min=0,
+    )
+    relay_networks: list[str] = _key(
+        "Networks (CIDR) of the MTAs in front of the gateway, exempt from the per-client "
+        "limits (relaying is refused to everyone all the same).",
+        ["127.0.0.1/32", "::1/128"],
+        "networks",
+    )
+    min_data_rate: int = _key(
+        "Inside DATA, bytes per second a client must keep up: each read adds bytes/rate "
+        "seconds to the DATA deadline; past it 421 4.4.2 [smtpd_min_data_rate].",
+        500,
+        "int",
+        min=1,
+    )
+    data_timeout: int = _key(
+        "Seconds the DATA deadline can hold at most (the longest pause inside DATA) "
+        "[smtpd_timeout].",
+        300,
+        "int",
+        min=1,
+    )
+    data_memory_budget: int = _key(
+        "Bytes all unfinished DATA may hold together; past it DATA gets 452 4.3.1. "
+        "0 = a quarter of MemAvailable at start, at most 1 GiB.",
+        0,
+        "int",
+        min=0,
+    )
     tls_cert: Path | None = _key("PEM certificate chain for STARTTLS (optional).", None, "path")
     tls_key: Path | None = _key("PEM private key for STARTTLS (optional).", None, "path")
     require_tls: bool = _key("Refuse MAIL before STARTTLS (needs tls_cert).", False, "bool")
@@ -732,6 +779,16 @@ def _check_strings(v: Any, **_: Any) -> list[str]:
     return [x.strip() for x in v]
 
 
+def _check_networks(v: Any, **_: Any) -> list[str]:
+    nets = _check_strings(v)
+    for net in nets:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ValueError(f'"{net}" is not a network such as "192.0.2.0/24"') from None
+    return nets
+
+
 def _check_float(v: Any, min: float | None = None, **_: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError("expected a number")
@@ -866,6 +923,7 @@ _CHECKS: dict[str, Callable[..., Any]] = {
     "senders": _check_senders,
     "signatures": _check_signatures,
     "strings": _check_strings,
+    "networks": _check_networks,
     "date": _check_date,
 }
 

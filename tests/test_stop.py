@@ -62,18 +62,18 @@ async def test_session_in_data_finishes_during_stop(settings):
 
 async def test_connection_let_in_as_the_stop_begins_gets_421(settings, store):
     """The loop calls the factory on accept and connection_made a moment later; a stop in
-    between must still end that session (close() found no transport to write the 421 to)."""
+    between must still end that connection (the door decides at connection_made)."""
     gate = Gate(limit=5)
     handler = IntakeHandler(settings.smtp, store)
     loop = asyncio.get_running_loop()
     factory = session_factory(settings.smtp, handler, gate, hostname="gw.test", loop=loop)
-    session = factory()
-    assert gate.active == 1
+    door = factory()
     gate.close()
     ours, theirs = socket.socketpair()
     with theirs:
-        await loop.connect_accepted_socket(lambda: session, ours)
+        await loop.connect_accepted_socket(lambda: door, ours)
         theirs.settimeout(10)
         lines = await asyncio.to_thread(theirs.makefile("rb").readlines)
     assert lines == [b"421 4.3.2 Service shutting down, please try again later\r\n"]
+    assert gate.active == 0
     assert await gate.drained(10)

@@ -3,14 +3,19 @@
 This is the only module that turns errors into SMTP replies. It serves inside the daemon's own
 event loop (`loop.create_server` with the SMTP protocol), not aiosmtpd's threaded Controller.
 
-It uses aiosmtpd (1.4) only through its documented extension points (docs: "SMTP class",
+It uses aiosmtpd (1.4.6) through its documented extension points (docs: "SMTP class",
 "Handlers"): the handler's `handle_RCPT`, `handle_DATA` and `handle_exception` hooks, which
 return the reply; an `SMTP` subclass overriding the verb method `smtp_DATA`, the coroutine
 `push` and the `line_length_limit` attribute; the constructor options; and, because `SMTP` is
-an asyncio `StreamReaderProtocol`, the protocol factory, `connection_made` and
-`connection_lost`. The session limit lives in the factory: a connection over the limit never
-reaches aiosmtpd. One undocumented fact is relied on, and pinned by a test
-(test_aiosmtpd_sends_552_only_for_size): aiosmtpd's only 552 replies are its size refusals.
+an asyncio `StreamReaderProtocol`, `connection_made`, `connection_lost` and `data_received`.
+The door (`Door`) admits a connection before aiosmtpd sees it: the session limits and the
+per-client limits (anvil.py) answer 421 there.
+
+Relied on beyond the documentation, each pinned by a test: aiosmtpd's only 552 replies are its
+size refusals (test_aiosmtpd_sends_552_only_for_size); its stream reader is `self._reader`,
+the post-DATA reset `_set_post_data_state()`, and its idle timer `_timeout_handle` /
+`_reset_timeout()` (the chunked DATA reader and the DATA rate tests in
+test_smtp_hostile.py and test_smtp_data_reader.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any, AnyStr, Protocol
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import SmtpSettings
+from gateway.intake.anvil import Anvil
+from gateway.intake.data_reader import DataReader, DataState
 from gateway.intake.routing import Routes
 from gateway.mail.normalise import header_block_size, intake_key, normalise
 from gateway.models import IncomingMail
@@ -43,7 +50,14 @@ HEADERS_TOO_BIG = "552 5.3.4 Header block too large"
 NOT_OURS = "550 5.1.1 {addr}: recipient not accepted here (no relaying)"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 BUSY = "421 4.7.0 Too many connections, please try again later"
+CLIENT_BUSY = "421 4.7.0 Too many connections from your address, please try again later"
+CLIENT_RATE = "421 4.7.0 Too many connection attempts from your address, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+TOO_SLOW = "421 4.4.2 Timeout: DATA arrived slower than the minimum rate, closing"
+NO_MEMORY = "452 4.3.1 Insufficient system storage, please try again later"
+# aiosmtpd's own replies for the DATA verdicts (kept word for word: the property test compares)
+LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+DATA_TOO_MUCH = "552 Error: Too much mail data"
 
 # aiosmtpd's own replies carry no enhanced status code. Of those, the gateway promises one for
 # the size refusals (the SIZE parameter of MAIL, and DATA past data_size_limit): they are the
@@ -71,10 +85,56 @@ class _Unobserved:
 
 
 @dataclass
-class Gate:
-    """Shared by every session: how many are open, and whether new ones are still welcome."""
+class MemoryBudget:
+    """Octets of DATA received by all unfinished DATA phases together, counted as they arrive
+    and released when the mail's commit returns (or the mail is refused). A new DATA phase
+    needs HEADROOM octets free, else 452 4.3.1; a phase whose next read would pass the limit
+    is dropped (it reads on to the final dot, keeps nothing and gets 452 4.3.1). So mail in
+    flight never holds more than the limit, plus the reads in progress."""
 
     limit: int
+    used: int = 0
+    dropped: int = 0  # phases dropped so far (for tests and logs)
+
+    HEADROOM = 64 * 1024
+
+    def full(self) -> bool:
+        return self.limit - self.used < min(self.HEADROOM, self.limit // 16)
+
+    def grow(self, octets: int) -> bool:
+        """Account `octets` more; False (and nothing accounted) when that passes the limit."""
+        if self.used + octets > self.limit:
+            self.dropped += 1
+            return False
+        self.used += octets
+        return True
+
+    def release(self, octets: int) -> None:
+        self.used = max(0, self.used - octets)
+
+
+def default_memory_budget(meminfo: str = "/proc/meminfo") -> int:
+    """A quarter of MemAvailable (Linux, /proc/meminfo), at most 1 GiB and at least 64 MiB;
+    256 MiB where /proc/meminfo cannot be read."""
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024  # the file says kB (KiB)
+                    return max(64 << 20, min(1 << 30, available // 4))
+    except (OSError, ValueError, IndexError):
+        pass
+    return 256 << 20
+
+
+@dataclass
+class Gate:
+    """Shared by every session: how many are open, whether new ones are still welcome, the
+    per-client counts and the memory budget of mail in flight."""
+
+    limit: int
+    anvil: Anvil = field(default_factory=lambda: Anvil(0, 0))
+    budget: MemoryBudget = field(default_factory=lambda: MemoryBudget(1 << 30))
     closing: bool = False
     replies: Counter[str] = field(default_factory=Counter)  # reply code -> count, for metrics
     sessions: set[GatewaySMTP] = field(default_factory=set)  # the open sessions
@@ -84,13 +144,19 @@ class Gate:
     def active(self) -> int:
         return len(self.sessions)
 
-    def refusal(self) -> str | None:
-        """The 421 for a new connection, or None when it is welcome."""
+    def refusal(self, host: str, now: float) -> tuple[str | None, str | None]:
+        """(the client key to `leave` later, the 421 for a new connection or None)."""
         if self.closing:
-            return SHUTTING_DOWN
+            return None, SHUTTING_DOWN
+        key, why = self.anvil.admit(host, now)
+        if why:
+            if self.anvil.open_sessions(host) == self.anvil.max_open or why == "rate":
+                log.info("refused a connection from %s: per-client %s limit", host, why)
+            return None, CLIENT_RATE if why == "rate" else CLIENT_BUSY
         if self.active >= self.limit:
-            return BUSY
-        return None
+            self.anvil.leave(key)
+            return None, BUSY
+        return key, None
 
     def enter(self, session: GatewaySMTP) -> None:
         self.sessions.add(session)
@@ -99,7 +165,9 @@ class Gate:
     def leave(self, session: GatewaySMTP) -> None:
         """Idempotent: after a failed STARTTLS handshake aiosmtpd reports the lost connection
         itself, and the transport may report it too."""
-        self.sessions.discard(session)
+        if session in self.sessions:
+            self.sessions.discard(session)
+            self.anvil.leave(session.client_key)
         if not self.sessions:
             self._idle.set()
 
@@ -124,46 +192,166 @@ class Gate:
         return True
 
 
-class Refusal(asyncio.Protocol):
-    """A connection the gate does not let in: one 421 instead of the greeting, then closed.
+class Door(asyncio.Protocol):
+    """Every accepted connection starts here: the gate decides, knowing the peer's address
+    (a protocol factory is called without it). Welcome: the transport is handed to a new
+    session (`BaseTransport.set_protocol`) before any byte is read. Not welcome: one 421 in
+    place of the greeting (RFC 5321 sections 3.8 and 4.3.2: come back later), then closed, so
+    neither aiosmtpd nor the session count ever sees it."""
 
-    aiosmtpd has no session limit; a 421 in place of the greeting (RFC 5321 sections 3.8 and
-    4.3.2) tells the client to come back later, instead of letting sessions pile up unbounded.
-    """
-
-    def __init__(self, reply: str, gate: Gate):
-        self.reply = reply
+    def __init__(self, gate: Gate, new_session: Callable[[str | None], GatewaySMTP]):
         self.gate = gate
+        self.new_session = new_session
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self.reply.encode() + b"\r\n")
-        self.gate.replies[self.reply[:3]] += 1
-        transport.close()
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else ""
+        key, reply = self.gate.refusal(host, time.monotonic())
+        if reply is not None:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(reply.encode() + b"\r\n")
+            self.gate.replies[reply[:3]] += 1
+            transport.close()
+            return
+        session = self.new_session(key)
+        self.gate.enter(session)  # left in connection_lost
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
 
 
-class GatewaySMTP(SMTP):
-    """aiosmtpd's protocol with long DATA lines, enhanced size codes, and a drain at the stop."""
+class ChunkedDataSMTP(SMTP):
+    """aiosmtpd's SMTP with a DATA phase read in large chunks (data_reader.DataReader).
+
+    Same replies and the same mail as aiosmtpd 1.4.6's line loop for every byte stream
+    (tests/test_smtp_data_reader.py proves it against aiosmtpd itself): only CRLF . CRLF ends
+    DATA, dot-unstuffing, `line_length_limit` and `data_size_limit` enforced while reading,
+    nothing kept past them. Reads follow `DataReader.wanted()`, so no byte after the final dot
+    is consumed (a pipelined command stays for the command loop). The handler's `handle_DATA`
+    is called directly (the documented hook; `decode_data` is not supported: bytes only).
+
+    Hooks for subclasses: `data_refusal()` before 354, `data_started()` after it,
+    `data_keep(reader)` after each read (False drops the mail: `data_dropped_reply`),
+    `data_read()` after the final dot and `data_done()` once the reply is decided.
+    """
+
+    data_dropped_reply = NO_MEMORY
+
+    def data_refusal(self) -> str | None:
+        return None
+
+    def data_started(self) -> None:
+        pass
+
+    def data_keep(self, data: DataReader) -> bool:
+        return True
+
+    def data_read(self) -> None:
+        pass
+
+    def data_done(self) -> None:
+        pass
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        refusal = self.data_refusal()
+        if refusal is not None:
+            await self.push(refusal)
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = DataReader(self.line_length_limit, self.data_size_limit)
+        self.data_started()
+        try:
+            await self._read_data(data)
+            self.data_read()
+            reply = await self._data_reply(data)
+        finally:
+            self.data_done()
+        self._set_post_data_state()
+        await self.push(reply)
+
+    async def _read_data(self, data: DataReader) -> None:
+        """Read to the final dot, following data.wanted()."""
+        reader = self._reader
+        try:
+            while not data.done:
+                want = data.wanted()
+                try:
+                    if want:
+                        chunk = await reader.readexactly(want)
+                    else:
+                        chunk = await reader.readuntil(data.terminator)
+                except asyncio.LimitOverrunError as e:  # no terminator within the limit
+                    chunk = await reader.read(e.consumed)
+                data.feed(chunk)
+                if not self.data_keep(data):
+                    data.drop()
+        except (asyncio.CancelledError, asyncio.IncompleteReadError):
+            log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+
+    async def _data_reply(self, data: DataReader) -> str:
+        if data.state is DataState.TOO_LONG:
+            return LINE_TOO_LONG
+        if data.state is DataState.TOO_MUCH:
+            return DATA_TOO_MUCH
+        if data.state is DataState.DROPPED:
+            return self.data_dropped_reply
+        assert self.envelope is not None and self.session is not None
+        content = data.content()
+        self.envelope.content = self.envelope.original_content = content
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        return str(status)
+
+
+class GatewaySMTP(ChunkedDataSMTP):
+    """The gateway's session: long DATA lines, enhanced size codes, the DATA rate deadline,
+    the memory budget and a drain at the stop."""
 
     # DATA lines longer than RFC 5321's 1000 octets are common in real mail (HTML on one line);
     # Postfix accepts them, so we do too, up to a bound that still caps memory per session.
+    # It is also the StreamReader's limit, so DATA is read in chunks of about this size.
     line_length_limit = 1 << 20
 
-    def __init__(self, handler: IntakeHandler, gate: Gate, **kwargs: Any):
+    def __init__(
+        self,
+        handler: IntakeHandler,
+        gate: Gate,
+        *,
+        client_key: str | None = None,
+        min_data_rate: float = 500.0,
+        data_timeout: float = 300.0,
+        **kwargs: Any,
+    ):
         super().__init__(handler, **kwargs)
         self.gate = gate
+        self.client_key = client_key
         self.observer = handler.observer
         self.in_data = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.gate.closing:
-            # let in by the factory just before the stop began, when close() found no
-            # transport yet to end it with
-            self.close_if_idle()
+        self.min_data_rate = min_data_rate
+        self.data_timeout = data_timeout
+        self._deadline: float | None = None  # loop time; set while reading DATA
+        self._rate_timer: asyncio.TimerHandle | None = None
+        self._held = 0  # octets of this DATA phase counted in the memory budget
+        self._counting = False
+        self._dropped = False
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
+            self._stop_rate_clock()
             super().connection_lost(error)
         finally:
             self.gate.leave(self)
@@ -188,6 +376,89 @@ class GatewaySMTP(SMTP):
             self.in_data = False
         if self.gate.closing:
             self.close_if_idle()  # the mail is committed (or refused): now the session may end
+
+    # -- the memory budget and the DATA rate deadline (Postfix's smtpd_min_data_rate) -------
+
+    def data_refusal(self) -> str | None:
+        if self.gate.budget.full():
+            log.warning("DATA refused (452): mail in flight holds the memory budget")
+            self.observer.mail_refused(NO_MEMORY[:3])
+            return NO_MEMORY
+        return None
+
+    def data_started(self) -> None:
+        self._held, self._counting, self._dropped = 0, True, False
+        self._start_rate_clock()
+
+    def data_received(self, data: bytes) -> None:
+        """Inside DATA each read is counted against the memory budget, and moves the deadline
+        by len(data)/min_data_rate seconds, at most data_timeout seconds ahead of now (Postfix
+        3.x smtpd_min_data_rate with smtpd_per_request_deadline)."""
+        if self._deadline is not None:
+            now = self.loop.time()
+            self._deadline = min(
+                self._deadline + len(data) / self.min_data_rate, now + self.data_timeout
+            )
+        if self._counting:
+            if self.gate.budget.grow(len(data)):
+                self._held += len(data)
+            else:
+                log.warning("%s: a mail in DATA dropped (452): memory budget spent", self._who())
+                self._stop_counting()
+                self._dropped = True
+        super().data_received(data)
+
+    def data_keep(self, data: DataReader) -> bool:
+        if data.state is not DataState.NOMINAL:
+            self._stop_counting()  # refused already: nothing of it is kept
+        return not self._dropped
+
+    def data_read(self) -> None:
+        self._stop_rate_clock()  # the client now waits for us: no deadline on our commit
+        self._counting = False  # (pipelined commands are not mail)
+
+    def data_done(self) -> None:
+        self._stop_rate_clock()
+        self._stop_counting()
+
+    def _stop_counting(self) -> None:
+        self._counting = False
+        self.gate.budget.release(self._held)
+        self._held = 0
+
+    def _who(self) -> str:
+        return _peer(self.session) if self.session is not None else "?"
+
+    def _start_rate_clock(self) -> None:
+        # inside DATA the idle timer does not apply: aiosmtpd's is stopped, ours runs
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._deadline = self.loop.time() + self.data_timeout
+        self._rate_timer = self.loop.call_at(self._deadline, self._rate_check)
+
+    def _stop_rate_clock(self) -> None:
+        if self._deadline is None:
+            return
+        self._deadline = None
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+            self._rate_timer = None
+        if self.transport is not None:
+            self._reset_timeout()  # back to the idle timeout between commands
+
+    def _rate_check(self) -> None:
+        if self._deadline is None:
+            return
+        if self.loop.time() < self._deadline:
+            self._rate_timer = self.loop.call_at(self._deadline, self._rate_check)
+            return
+        self._deadline = self._rate_timer = None
+        log.info("%s: DATA below %s bytes/s, cut", self._who(), self.min_data_rate)
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(TOO_SLOW.encode() + b"\r\n")
+            self.gate.replies[TOO_SLOW[:3]] += 1
+            transport.close()
 
     def close_if_idle(self) -> None:
         """At the stop: a session outside DATA gets 421 and ends at once."""
@@ -297,18 +568,17 @@ def session_factory(
     hostname: str,
     loop: asyncio.AbstractEventLoop,
 ) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory for `loop.create_server`: a session for each connection the gate
-    lets in, a Refusal (421) for the others. The loop calls it on accept, before
-    connection_made, so the count of sessions never passes the limit."""
+    """The protocol factory for `loop.create_server`: a Door per connection, which lets the
+    gate decide on the peer's address and hands welcome connections to a new session."""
     ctx = tls_context(settings)
 
-    def factory() -> asyncio.Protocol:
-        refusal = gate.refusal()
-        if refusal is not None:
-            return Refusal(refusal, gate)
-        session = GatewaySMTP(
+    def new_session(client_key: str | None) -> GatewaySMTP:
+        return GatewaySMTP(
             handler,
             gate,
+            client_key=client_key,
+            min_data_rate=settings.min_data_rate,
+            data_timeout=settings.data_timeout,
             data_size_limit=settings.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,
@@ -319,10 +589,17 @@ def session_factory(
             timeout=settings.idle_timeout,
             loop=loop,
         )
-        gate.enter(session)  # left in connection_lost
-        return session
 
-    return factory
+    return lambda: Door(gate, new_session)
+
+
+def make_gate(settings: SmtpSettings) -> Gate:
+    """The gate for these settings: session limit, per-client limits, memory budget."""
+    anvil = Anvil.from_cidrs(
+        settings.client_connection_limit, settings.client_connection_rate, settings.relay_networks
+    )
+    budget = settings.data_memory_budget or default_memory_budget()
+    return Gate(limit=settings.max_sessions, anvil=anvil, budget=MemoryBudget(budget))
 
 
 async def start_smtp(
@@ -338,7 +615,7 @@ async def start_smtp(
     Returns the server and the gate the stop closes and /metrics reads.
     """
     handler = IntakeHandler(settings, store, on_accepted=on_accepted, observer=observer)
-    gate = Gate(limit=settings.max_sessions)
+    gate = make_gate(settings)
     loop = asyncio.get_running_loop()
     factory = session_factory(settings, handler, gate, hostname=hostname, loop=loop)
     server = await loop.create_server(
