@@ -85,8 +85,10 @@ def content_digest(normalised: bytes) -> str:
     """sha256 (hex) of a normalised mail without the trace headers hops add (Received, …)."""
     end = normalised.find(b"\r\n\r\n")
     head = normalised if end < 0 else normalised[:end]
-    body = b"" if end < 0 else normalised[end:]
-    return hashlib.sha256(_without_trace(head + b"\r\n") + body).hexdigest()
+    digest = hashlib.sha256(_without_trace(head + b"\r\n"))
+    if end >= 0:
+        digest.update(memoryview(normalised)[end:])  # the body hashed in place, not copied
+    return digest.hexdigest()
 
 
 def message_id_of(normalised: bytes, digest: str | None = None) -> str:
