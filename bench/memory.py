@@ -1,6 +1,11 @@
 """Memory benchmark: the daemon's resident memory idle, and its peak with 20 concurrent 10 MB
 mails (read from /proc/PID/status: VmRSS now, VmHWM the high-water mark).
 
+Second part, unfinished DATA (issue 16 item 4's attack): 20 sessions each send 20 MB of DATA
+and never the final dot, against a daemon whose `[smtp] data_memory_budget` is 128 MB; its
+peak RSS while they hang, how many of them were dropped or refused (452 4.3.1), and its RSS
+once they have disconnected.
+
     .venv/bin/python bench/memory.py [--mails 20] [--size 10485760]
 """
 
@@ -26,6 +31,10 @@ EXTRA = """
 backend = "off"
 debounce = 86400
 """
+
+UNFINISHED_SESSIONS = 20
+UNFINISHED_MB = 20
+BUDGET_MB = 128
 
 
 async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
@@ -85,6 +94,68 @@ async def run(mails: int = 20, size: int = 10 * 1024 * 1024) -> dict:
         "mail_mb": round(size / 1024 / 1024, 1),
         "accept_all_s": round(accepted_s, 2),
         "process_all_s": round(processed_s, 2),
+        **await unfinished_data(),
+    }
+
+
+async def unfinished_data(
+    sessions: int = UNFINISHED_SESSIONS, mb: int = UNFINISHED_MB, budget_mb: int = BUDGET_MB
+) -> dict:
+    """`sessions` clients each send `mb` MB of DATA without the final dot, then disconnect."""
+    with tempfile.TemporaryDirectory(prefix="gw-bench-mem-") as tmp:
+        state = Path(tmp) / "state"
+        cfg = Path(tmp) / "config.toml"
+        budget = f"max_sessions = 500\ndata_memory_budget = {budget_mb << 20}\n"
+
+        def write(smtp: int, http: int) -> Path:
+            text = gateway_config(state, smtp, http, EXTRA)
+            cfg.write_text(text.replace("max_sessions = 500\n", budget))
+            return cfg
+
+        daemon = Daemon(write, Path(tmp) / "daemon.log")
+        await daemon.astart()
+        writers: list[asyncio.StreamWriter] = []
+        chunk = (b"u" * 998 + b"\r\n") * 1024  # ~1 MB
+
+        async def hang() -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", daemon.smtp_port)
+            writers.append(writer)
+            await reader.readline()
+            for cmd in (
+                b"HELO b",
+                b"MAIL FROM:<c@customer.test>",
+                b"RCPT TO:<support@example.com>",
+            ):
+                writer.write(cmd + b"\r\n")
+                await reader.readline()
+            writer.write(b"DATA\r\n")
+            reply = await reader.readline()
+            if reply.startswith(b"354"):
+                for _ in range(mb):
+                    writer.write(chunk)
+                    await writer.drain()
+            return reply
+
+        try:
+            await asyncio.sleep(3)  # settle, as above
+            idle = daemon.status()
+            replies = await asyncio.gather(*(hang() for _ in range(sessions)))
+            await asyncio.sleep(3)  # the daemon reads what the kernel still buffers
+            during = daemon.status()
+            for writer in writers:  # the clients go away without the final dot
+                writer.transport.abort()
+            await asyncio.sleep(5)  # the daemon notices the closed sessions and frees
+            after = daemon.status()
+        finally:
+            daemon.stop()
+    return {
+        "unfinished_sessions": sessions,
+        "unfinished_mb": mb,
+        "unfinished_budget_mb": budget_mb,
+        "unfinished_refused_at_data": sum(r.startswith(b"452") for r in replies),
+        "unfinished_idle_rss_mb": round(idle["VmRSS"] / 1024, 1),
+        "unfinished_peak_rss_mb": round(during["VmHWM"] / 1024, 1),
+        "unfinished_rss_after_mb": round(after["VmRSS"] / 1024, 1),
     }
 
 
@@ -129,6 +200,16 @@ def table(r: dict) -> str:
             ],
             ["time to accept all (250 for each)", f"{r['accept_all_s']} s"],
             ["time until all are parsed and stored", f"{r['process_all_s']} s"],
+            [
+                f"unfinished DATA: {r['unfinished_sessions']} sessions × {r['unfinished_mb']} MB "
+                f"without the final dot, budget {r['unfinished_budget_mb']} MB: idle → peak RSS",
+                f"{r['unfinished_idle_rss_mb']} → {r['unfinished_peak_rss_mb']} MB",
+            ],
+            [
+                "unfinished DATA: sessions refused at DATA (452 4.3.1)",
+                r["unfinished_refused_at_data"],
+            ],
+            ["unfinished DATA: RSS after the sessions ended", f"{r['unfinished_rss_after_mb']} MB"],
         ],
     )
 
@@ -137,7 +218,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mails", type=int, default=20)
     ap.add_argument("--size", type=int, default=10 * 1024 * 1024)
+    ap.add_argument("--unfinished-only", action="store_true", help="only the unfinished-DATA part")
     args = ap.parse_args()
+    if args.unfinished_only:
+        print(asyncio.run(unfinished_data()))
+        return
     r = asyncio.run(run(args.mails, args.size))
     print(table(r))
     save("memory", r)
