@@ -95,6 +95,11 @@ def test_client_key_ipv6_counts_per_64():
     assert anvil.admit("10.1.2.3", 0.0) == (None, "")
     assert anvil.admit("2001:db8:1:2::7", 0.0) == ("2001:db8:1:2::/64", "")
     assert anvil.admit("2001:db8:1:2::8", 0.0) == ("2001:db8:1:2::/64", "count")
+    assert anvil.first_refusal("2001:db8:1:2::/64")  # logged once per client and minute
+    anvil.admit("2001:db8:1:2::9", 1.0)
+    assert not anvil.first_refusal("2001:db8:1:2::/64")
+    anvil.leave("2001:db8:1:2::/64")
+    assert anvil.admit("2001:db8:1:2::9", 2.0) == ("2001:db8:1:2::/64", "")
 
 
 def test_relay_networks_must_be_networks(tmp_path):

@@ -44,6 +44,7 @@ class _Client:
     open: int = 0
     window_start: float = 0.0
     attempts: int = 0
+    refused: int = 0  # in this window
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Anvil:
 
     def admit(self, host: str, now: float) -> tuple[str | None, str]:
         """Count an attempt from `host`; return (the client key or None if not counted,
-        the refusal reason or "" when admitted). An admitted client must be `leave`d."""
+        the refusal reason "rate" or "count", or "" when admitted). An admitted client must
+        be `leave`d. A refusal's key is returned too (`first_refusal` tells whether to log)."""
         key = client_key(host)
         if key is None or self._is_exempt(host):
             return None, ""
@@ -75,14 +77,23 @@ class Anvil:
                 self._sweep(now)
             client = self._clients[key] = _Client(window_start=now)
         if now - client.window_start >= RATE_WINDOW:
-            client.window_start, client.attempts = now, 0
+            client.window_start, client.attempts, client.refused = now, 0, 0
         client.attempts += 1
+        why = ""
         if self.max_rate and client.attempts > self.max_rate:
-            return key, "rate"
-        if self.max_open and client.open >= self.max_open:
-            return key, "count"
-        client.open += 1
-        return key, ""
+            why = "rate"
+        elif self.max_open and client.open >= self.max_open:
+            why = "count"
+        if why:
+            client.refused += 1
+        else:
+            client.open += 1
+        return key, why
+
+    def first_refusal(self, key: str) -> bool:
+        """Whether the client's last refusal was its first in this window (log it once)."""
+        client = self._clients.get(key)
+        return client is not None and client.refused == 1
 
     def leave(self, key: str | None) -> None:
         """An admitted session from `key` ended."""

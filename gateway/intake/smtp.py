@@ -169,8 +169,8 @@ class Gate:
             return None, SHUTTING_DOWN
         key, why = self.anvil.admit(host, now)
         if why:
-            if self.anvil.open_sessions(host) == self.anvil.max_open or why == "rate":
-                log.info("refused a connection from %s: per-client %s limit", host, why)
+            if key is not None and self.anvil.first_refusal(key):  # once a minute per client
+                log.warning("refusing connections from %s: per-client %s limit", key, why)
             return None, CLIENT_RATE if why == "rate" else CLIENT_BUSY
         if self.active >= self.limit:
             self.anvil.leave(key)
