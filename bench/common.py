@@ -74,6 +74,8 @@ addresses = ["support@example.com"]
 max_sessions = 500
 [http]
 listen = "127.0.0.1:{http}"
+[admin]
+listen = "127.0.0.1:0"
 [hubspot]
 {hs_lines}
 {extra}

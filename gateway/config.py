@@ -198,6 +198,42 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    listen: Listen = _key(
+        "Address and port of the admin HTTP listener: /status, /metrics, /readyz (and /healthz). "
+        "Keep it private: loopback by default; any other address needs admin.token." + PORT_ZERO,
+        Listen("127.0.0.1", 8027),
+        "listen",
+    )
+    token: Secret = _key(
+        "Bearer token the admin listener then requires (Authorization: Bearer TOKEN). Prefer "
+        "token_file or $MAIL_GATEWAY_ADMIN_TOKEN.",
+        Secret(""),
+        "secret",
+        env="MAIL_GATEWAY_ADMIN_TOKEN",
+    )
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    allow_public: bool = _key(
+        "The built-in sandbox (mode = sandbox) may listen on a non-loopback "
+        "hubspot.sandbox_listen on purpose; its demo secrets are public, so its admin and rep "
+        "console APIs then need sandbox.admin_token.",
+        False,
+        "bool",
+    )
+    admin_token: Secret = _key(
+        "Token the sandbox's admin (/_sandbox/) and rep console APIs require when set "
+        "(Authorization: Bearer TOKEN; the console asks for it once). Needed with allow_public. "
+        "Prefer admin_token_file or $MAIL_GATEWAY_SANDBOX_TOKEN.",
+        Secret(""),
+        "secret",
+        env="MAIL_GATEWAY_SANDBOX_TOKEN",
+    )
+
+
+@dataclass(frozen=True)
 class HubspotSettings:
     mode: str = _key(
         "sandbox (the built-in local HubSpot) or live.",
@@ -708,10 +744,17 @@ class Settings:
     senders: SenderSettings = field(default_factory=SenderSettings)
     imap: tuple[ImapAccount, ...] = ()
     source: Path | None = None
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
     @property
     def db_path(self) -> Path:
         return self.gateway.state_dir / "gateway.db"
+
+    @property
+    def lock_path(self) -> Path:
+        """Held (flock) by the running daemon, with its pid inside: one daemon per state_dir."""
+        return self.gateway.state_dir / "gateway.lock"
 
 
 SECTIONS: dict[str, type] = {
@@ -724,6 +767,8 @@ SECTIONS: dict[str, type] = {
     "signatures": SignatureSettings,
     "assistant": AssistantSettings,
     "senders": SenderSettings,
+    "admin": AdminSettings,
+    "sandbox": SandboxSettings,
 }
 # Sections that are arrays of tables ([[imap]]): each table is built like a section.
 ARRAYS: dict[str, type] = {"imap": ImapAccount}
@@ -945,6 +990,10 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
         ) from None
     except PermissionError:
         raise ConfigError([f"{path}: cannot be read (permission denied)"]) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            [f"{path}: is a folder; pass the config file, e.g. {path / 'config.toml'}"]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{label}: not valid TOML: {exc}"]) from None
     base = path.resolve().parent
@@ -1188,6 +1237,19 @@ def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> Non
             problems.append(f'{label}: smtp.{key}: "{p}" does not exist')
     if smtp.require_tls and not smtp.tls_cert:
         problems.append(f"{label}: smtp.require_tls: true needs smtp.tls_cert and smtp.tls_key")
+    admin: AdminSettings = built["admin"]
+    if not _is_loopback(admin.listen.host) and not admin.token:
+        problems.append(
+            f'{label}: admin.listen: "{admin.listen}" is not a loopback address, and /status shows '
+            "customer addresses: set admin.token_file (or $MAIL_GATEWAY_ADMIN_TOKEN), or listen "
+            "on 127.0.0.1"
+        )
+    if built["sandbox"].allow_public and not built["sandbox"].admin_token:
+        problems.append(
+            f"{label}: sandbox.admin_token: needed with sandbox.allow_public = true (the "
+            "sandbox's admin and console APIs are open otherwise); set admin_token_file or "
+            "$MAIL_GATEWAY_SANDBOX_TOKEN"
+        )
     assistant: AssistantSettings = built["assistant"]
     for key in ("confidence", "negative_sentiment"):
         value = getattr(assistant, key)

@@ -1,10 +1,12 @@
 """Logging set-up: one line per event, text for humans or JSON for collectors.
 
 Every line goes through the redaction of the formatter: bearer tokens, `hapikey=`/`token=`
-style query values and the configured secrets are masked, whatever a library put in the
-message or the traceback. Lines logged while a job runs carry its conversation and message
-ids (from a context variable the service sets around each job), so one grep finds the story
-of one conversation. Message bodies are only ever logged at debug level.
+style query values, JSON `"access_token": "…"` values and the configured secrets are masked,
+whatever a library put in the message or the traceback. Only values are replaced, never the
+words around them: "token: expired" and "a bearer token" stay readable. Lines logged while
+a job runs carry its conversation and message ids (from a context variable the service sets
+around each job), so one grep finds the story of one conversation. Message bodies are only
+ever logged at debug level.
 """
 
 from __future__ import annotations
@@ -24,28 +26,44 @@ _CONTEXT: contextvars.ContextVar[dict[str, object] | None] = contextvars.Context
 )
 CONTEXT_KEYS = ("conversation_id", "message_id", "raw_id", "job_id")
 
+# What a secret looks like where no key names it: 8+ characters with a digit (HubSpot's
+# tokens, JWTs, UUIDs, API keys) — a word like "expired" or "token" is never one.
+_VALUE = r"(?=[^\s&\"',;}]*\d)[^\s&\"',;}]{8,}"
+_KEYS = (
+    r"(?:hapikey|api_key|apikey|access_token|refresh_token|client_secret|token|password|"
+    r"secret)"
+)
 _PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(
-        r"(?i)((?:hapikey|api_key|apikey|access_token|refresh_token|client_secret|token|"
-        r"password)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
-    ),
+    # Authorization: Bearer <token> (RFC 6750 section 2.1); "a bearer token" stays as it is
+    re.compile(r"(?i)(\bbearer\s+)" + _VALUE),
+    # key=value in a query string or form body: whatever follows the = is the value
+    re.compile(r"(?i)((?:^|[?&;\s(])" + _KEYS + r"=)[^\s&\"',;)}]+"),
+    # "key": "value" in JSON: the quoted string is the value
+    re.compile(r"(?i)([\"']" + _KEYS + r"[\"']\s*:\s*[\"'])[^\"']+"),
+    # key: value in prose or a header: only what looks like a secret
+    re.compile(r"(?i)(\b" + _KEYS + r"\s*:\s*)" + _VALUE),
 ]
 _secrets: set[str] = set()
+_secret_patterns: list[re.Pattern[str]] = []
 MASK = "***"
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Configured secrets (tokens, passwords): never shown, wherever they appear."""
+    """Configured secrets (tokens, passwords): never shown, wherever they appear as a value
+    (not inside a longer word: a password "mail" leaves "mailbox" alone)."""
     for v in values:
-        if v and len(str(v)) >= 4:
-            _secrets.add(str(v))
+        v = str(v or "")
+        if len(v) >= 4 and v not in _secrets:
+            _secrets.add(v)
+            _secret_patterns.append(
+                re.compile(r"(?<![A-Za-z0-9])" + re.escape(v) + r"(?![A-Za-z0-9])")
+            )
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
+    """The text with every secret value replaced by `***`; the words around it stay."""
+    for pattern in _secret_patterns:
+        text = pattern.sub(MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -112,6 +130,16 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # aiosmtpd logs every command at INFO; that is noise (and addresses) at the default level
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """The configured level for every line, a library's too: the handler filters by it as
+    well, since a library that sets its own logger to DEBUG (bm25s does) would pass the root's
+    level. aiosmtpd's per-command log (`mail.log`, addresses included) stays at warning."""
+    value = logging.getLevelName(level.upper())
+    root = logging.getLogger()
+    root.setLevel(value)
+    for handler in root.handlers:
+        handler.setLevel(value)
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))

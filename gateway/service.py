@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import functools
 import json
@@ -46,7 +47,7 @@ from gateway.jobs.process_mail import MailProcessor
 from gateway.jobs.registry import job_registry
 from gateway.jobs.rep_reply import ReplyRunner
 from gateway.jobs.send_reply import Outbound
-from gateway.logs import log_context, register_secrets
+from gateway.logs import log_context, register_secrets, set_level
 from gateway.mailauth.tokens import TokenSource
 from gateway.metrics import Metrics, Sources, hubspot_budget_left
 from gateway.models import BOUNCE
@@ -57,7 +58,7 @@ from gateway.store.db import Store
 from gateway.store.hubspot import follow_up_mail
 from gateway.store.queries import ensure_secret, kv_set
 from gateway.systemd import Notifier
-from gateway.web import WebState, create_app
+from gateway.web import WebState, create_admin_app, create_app
 from gateway.worker import Worker
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Gateway:
     smtp_server: asyncio.base_events.Server | None = None
     gate: Gate | None = None
     http_runner: web.AppRunner | None = None
+    admin_runner: web.AppRunner | None = None
     sandbox: SandboxServer | None = None
     imap: ImapIntake | None = None
     endpoint: Endpoint | None = None
@@ -91,6 +93,7 @@ class Gateway:
     processor: MailProcessor | None = None
     _lock_fd: int | None = None
     _http_sockets: list[socket.socket] = field(default_factory=list)
+    _admin_sockets: list[socket.socket] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @property
@@ -104,11 +107,18 @@ class Gateway:
         assert self._http_sockets, "bound in start()"
         return self._http_sockets[0].getsockname()[1]
 
+    @property
+    def admin_port(self) -> int:
+        """The admin listener's port (/status, /metrics, /readyz), known from the bind on."""
+        assert self._admin_sockets, "bound in start()"
+        return self._admin_sockets[0].getsockname()[1]
+
     def serving(self) -> str:
         """Where the daemon listens, with the ports it bound: the READY status and log line."""
         s = self.settings
         where = [f"SMTP on {s.smtp.listen.host}:{self.smtp_port}"]
         where.append(f"HTTP on {s.http.listen.host}:{self.http_port}")
+        where.append(f"admin on {s.admin.listen.host}:{self.admin_port}")
         if self.sandbox is not None:
             where.append(f"HubSpot sandbox on {s.hubspot.sandbox_listen.host}:{self.sandbox.port}")
         return "serving " + ", ".join(where)
@@ -116,7 +126,7 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         s.gateway.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(s.gateway.state_dir / "gateway.lock")
+        self._lock_fd = _lock(s.lock_path)
         register_secrets(_secrets(s))
         self.store = store = Store(s.db_path)
         recovered = await store.write(jobq.recover)
@@ -142,17 +152,25 @@ class Gateway:
         processor.after_record.append(assist.after_record)
         processor.after_record.append(forwarding_recorder(store))
         # bound now, served once the app exists: the sandbox and the setup need the public URL
-        self._http_sockets = _bind(s.http.listen)
+        self._http_sockets = _bind(s.http.listen, "http.listen")
+        self._admin_sockets = _bind(s.admin.listen, "admin.listen")
         self.settings = s = _with_public_url(s, self.http_port)
         if s.hubspot.mode == "sandbox":
             from gateway.sandbox import start_sandbox
 
-            self.sandbox = await start_sandbox(
-                s.hubspot.sandbox_listen.host,
-                s.hubspot.sandbox_listen.port,
-                db_path=s.hubspot.sandbox_db,
-                webhook_target_url=s.http.public_url.rstrip("/") + "/hubspot/webhook",
-            )
+            try:
+                self.sandbox = await start_sandbox(
+                    s.hubspot.sandbox_listen.host,
+                    s.hubspot.sandbox_listen.port,
+                    db_path=s.hubspot.sandbox_db,
+                    webhook_target_url=s.http.public_url.rstrip("/") + "/hubspot/webhook",
+                    admin_token=s.sandbox.admin_token,
+                )
+            except OSError as exc:
+                if exc.errno not in _LISTEN_ERRNOS:
+                    raise
+                listen = s.hubspot.sandbox_listen
+                raise _listen_error("hubspot.sandbox_listen", listen, exc) from None
         self.endpoint = endpoint_for(s, self.sandbox.info() if self.sandbox else None)
         self.hubspot = build_client(s, store, self.endpoint)
         self.handoff = HandoffRunner(
@@ -189,13 +207,18 @@ class Gateway:
         )
         if self.sandbox is not None:
             await self._setup_hubspot()
-        self.smtp_server, self.gate = await start_smtp(
-            s.smtp,
-            store,
-            hostname=s.gateway.hostname,
-            on_accepted=self.worker.wake,
-            observer=metrics,
-        )
+        try:
+            self.smtp_server, self.gate = await start_smtp(
+                s.smtp,
+                store,
+                hostname=s.gateway.hostname,
+                on_accepted=self.worker.wake,
+                observer=metrics,
+            )
+        except OSError as exc:
+            if exc.errno not in _LISTEN_ERRNOS:
+                raise
+            raise _listen_error("smtp.listen", s.smtp.listen, exc) from None
         self.webstate = WebState(
             store,
             webhook_secret=self.endpoint.client_secret,
@@ -205,12 +228,17 @@ class Gateway:
             metrics=metrics,
             smtp_listening=self._smtp_listening,
             hubspot_auth=self._hubspot_auth,
+            admin_token=s.admin.token,
         )
         metrics.sources = Sources(store, self.gate, self.webstate.counters, self.hubspot)
         self.http_runner = web.AppRunner(create_app(self.webstate), access_log=None)
         await self.http_runner.setup()
         for sock in self._http_sockets:
             await web.SockSite(self.http_runner, sock).start()
+        self.admin_runner = web.AppRunner(create_admin_app(self.webstate), access_log=None)
+        await self.admin_runner.setup()
+        for sock in self._admin_sockets:
+            await web.SockSite(self.admin_runner, sock).start()
         self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         if s.hubspot.replies in ("poll", "both"):
             poller = self.replies.poll_forever(s.hubspot.poll_interval, self.worker.wake)
@@ -323,7 +351,7 @@ class Gateway:
             )
         if self.assist is not None:
             self.assist.settings, self.assist.assistant = new.assistant, assistant
-        set_log_level(new.gateway.log_level)
+        set_level(new.gateway.log_level)
         log.info(
             "reloaded %s: signatures, assistant and knowledge, log level %s",
             old.source,
@@ -335,32 +363,46 @@ class Gateway:
         return needs_restart
 
     async def stop(self, *, drain_seconds: float = 30.0) -> None:
+        """Stop in order (intake, worker, HTTP, sandbox, store) and log one `stopped` line
+        with the drain's outcome: SMTP sessions and jobs that finished, and those cut at the
+        deadline (a cut session's mail never got its 250; a cut job runs again at next start)."""
+        began = time.monotonic()
+        summary = {"sessions": 0, "sessions_cut": 0, "jobs": 0, "jobs_cut": 0}
         self.notifier.stopping("stopping: draining SMTP sessions and jobs")
         if self.imap is not None:
             await self.imap.stop()
         if self.gate is not None:
+            summary["sessions"] = self.gate.active
             self.gate.close()  # idle sessions end; the listener stays open: newcomers get 421
             await self.gate.drained(drain_seconds)
+            summary["sessions_cut"] = self.gate.active
         if self.smtp_server is not None:
             self.smtp_server.close()
+        ran_before = self.worker.ran if self.worker is not None else 0
         if self.worker is not None:
+            summary["jobs"] = self.worker.in_flight
             self.worker.stop()
         for t in self._tasks:
             if t.get_name() != "worker":
                 t.cancel()  # pollers hold no work in flight; the worker drains its jobs
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=drain_seconds)
+            if self.worker is not None and any(t.get_name() == "worker" for t in pending):
+                summary["jobs_cut"] = self.worker.in_flight
             for t in pending:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+        if self.worker is not None:
+            summary["jobs"] = max(summary["jobs"], self.worker.ran - ran_before)
         if self.store is not None and self.hubspot is not None:
             snap = json.dumps(self.runtime_snapshot())
             with contextlib.suppress(Exception):
                 await self.store.write(lambda db: kv_set(db, RUNTIME_KEY, snap))
-        if self.http_runner is not None:
-            await self.http_runner.cleanup()
-        for sock in self._http_sockets:
+        for runner in (self.http_runner, self.admin_runner):
+            if runner is not None:
+                await runner.cleanup()
+        for sock in self._http_sockets + self._admin_sockets:
             sock.close()  # served ones are closed already; this is for a start that failed
         if self.hubspot is not None:
             await self.hubspot.close()
@@ -373,6 +415,15 @@ class Gateway:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        log.info(
+            "stopped after %.1f s: SMTP sessions %d finished, %d cut; jobs %d finished, %d cut%s",
+            time.monotonic() - began,
+            summary["sessions"] - summary["sessions_cut"],
+            summary["sessions_cut"],
+            summary["jobs"] - summary["jobs_cut"],
+            summary["jobs_cut"],
+            " (cut jobs run again at the next start)" if summary["jobs_cut"] else "",
+        )
 
 
 RUNTIME_KEY = "runtime.hubspot"
@@ -394,11 +445,31 @@ def _with_ids(fn):
     return run
 
 
-def _bind(listen: Listen) -> list[socket.socket]:
+_LISTEN_ERRNOS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "another program (or another mail-gateway) has this port",
+    errno.EACCES: "a port below 1024 needs CAP_NET_BIND_SERVICE (the unit file grants it)",
+    errno.EADDRNOTAVAIL: "no interface of this machine has this address",
+}
+
+
+def _listen_error(key: str, listen: Listen, exc: OSError) -> GatewayError:
+    """A listener that cannot bind, named by its config key: `smtp.listen = "…": cannot
+    listen: Address already in use (another program has this port); change smtp.listen`."""
+    hint = _LISTEN_HINTS.get(exc.errno or 0, "")
+    return GatewayError(
+        f'{key} = "{listen}": cannot listen: {exc.strerror or exc}'
+        + (f" ({hint})" if hint else "")
+        + f"; free the port or change {key}"
+    )
+
+
+def _bind(listen: Listen, key: str) -> list[socket.socket]:
     """TCP sockets bound to host:port and not yet listening (connections are refused until
     HTTP serves), as asyncio's create_server binds them: every address the host resolves to
     (getaddrinfo(3), AI_PASSIVE), SO_REUSEADDR, IPV6_V6ONLY. With port 0 the first address
-    takes the kernel's pick and the others the same port. Raises OSError naming the address."""
+    takes the kernel's pick and the others the same port. Raises GatewayError naming `key`
+    (the config key of the listener) when the port cannot be had."""
     infos = socket.getaddrinfo(
         listen.host or None, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
@@ -414,8 +485,7 @@ def _bind(listen: Listen) -> list[socket.socket]:
             try:
                 sock.bind((address[0], port, *address[2:]))
             except OSError as exc:
-                where = f"{address[0]}:{port}"
-                raise OSError(exc.errno, f"cannot bind HTTP on {where}: {exc.strerror}") from None
+                raise _listen_error(key, Listen(str(address[0]), port), exc) from None
             port = sock.getsockname()[1]
     except BaseException:
         for sock in sockets:
@@ -458,7 +528,7 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 # Sections read only at start; signatures, assistant and log_level are re-read on SIGHUP.
-_RESTART_SECTIONS = ("smtp", "http", "hubspot", "worker", "relay", "imap")
+_RESTART_SECTIONS = ("smtp", "http", "hubspot", "worker", "relay", "imap", "admin", "sandbox")
 
 
 def _restart_keys(old: Settings, new: Settings) -> list[str]:
@@ -478,12 +548,6 @@ def _restart_keys(old: Settings, new: Settings) -> list[str]:
     return changed
 
 
-def set_log_level(level: str) -> None:
-    root = logging.getLogger()
-    root.setLevel(level.upper())
-    logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))
-
-
 def _lock(path) -> int:
     """One daemon per state_dir: a second one would race the first for the same jobs."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -494,6 +558,8 @@ def _lock(path) -> int:
         raise GatewayError(
             f"{path}: another mail-gateway is already running on this state_dir"
         ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # for `mail-gateway status`
     return fd
 
 
@@ -502,8 +568,14 @@ async def serve(settings: Settings) -> None:
     gw = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     reloads: set[asyncio.Task] = set()
 
     def hup() -> None:
@@ -512,9 +584,16 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hup)
-    await gw.start()
+    try:
+        await gw.start()
+    except BaseException:
+        await gw.stop(drain_seconds=0)  # what did start (store, sockets, sandbox) is closed
+        raise
     try:
         await stop.wait()
-        log.info("stopping (SIGTERM): new SMTP sessions get 421 while the rest drains")
+        log.info(
+            "stopping (%s): new SMTP sessions get 421 while the rest drains",
+            received[0].name if received else "signal",
+        )
     finally:
         await gw.stop(drain_seconds=settings.gateway.stop_timeout)

@@ -1,4 +1,10 @@
-"""The gateway's HTTP listener: HubSpot webhooks, the OAuth callback, health, metrics, status.
+"""The gateway's two HTTP listeners: the public one and the admin one.
+
+The public listener (`http.listen`, behind the URL HubSpot calls) serves only what HubSpot and
+a load balancer need: the webhooks, the OAuth callback and `/healthz`. Everything that shows
+the gateway's inside (`/status` lists customer addresses, `/metrics`, `/readyz` with its error
+texts) is on the admin listener (`admin.listen`, loopback by default), which requires
+`Authorization: Bearer <admin.token>` when a token is configured.
 
 Webhooks are verified (signature v3 against the public URL HubSpot called, 5-minute window,
 constant-time compare, bounded body), written durably, and answered 204 at once: HubSpot
@@ -7,6 +13,7 @@ retries anything slower than 5 seconds, and the work happens in a job afterwards
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections import Counter
@@ -48,6 +55,7 @@ class WebState:
     smtp_listening: Callable[[], bool] | None = None
     hubspot_auth: Callable[[], Awaitable[None]] | None = None  # raises when auth is unusable
     hubspot_cache_seconds: float = 30.0
+    admin_token: str = ""  # when set, the admin listener requires it as a bearer token
     _hubspot_checked: tuple[float, str] | None = None  # (monotonic time, "" or the problem)
 
     async def hubspot_problem(self) -> str:
@@ -171,14 +179,41 @@ async def oauth_callback(request: web.Request) -> web.Response:
     return web.Response(text="mail-gateway is connected to HubSpot. You can close this page.")
 
 
+@web.middleware
+async def bearer_token(request: web.Request, handler) -> web.StreamResponse:
+    """With admin_token set, every admin request needs `Authorization: Bearer <token>`
+    (RFC 6750 section 2.1), compared in constant time; 401 with WWW-Authenticate otherwise."""
+    token = request.app[STATE].admin_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), token.encode()
+        ):
+            return web.json_response(
+                {"error": "admin token required (Authorization: Bearer <admin.token>)"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="mail-gateway admin"'},
+            )
+    return await handler(request)
+
+
 def create_app(state: WebState) -> web.Application:
+    """The public listener: webhooks, the OAuth callback, /healthz; nothing private."""
     app = web.Application(client_max_size=MAX_WEBHOOK_BODY)
+    app[STATE] = state
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/hubspot/channel-webhook", hubspot_webhook)
+    app.router.add_post("/hubspot/webhook", hubspot_webhook)
+    app.router.add_get(CALLBACK_PATH, oauth_callback)
+    return app
+
+
+def create_admin_app(state: WebState) -> web.Application:
+    """The admin listener: /status, /metrics, /readyz and /healthz, behind the admin token."""
+    app = web.Application(middlewares=[bearer_token], client_max_size=64 * 1024)
     app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/status", status_view)
-    app.router.add_post("/hubspot/channel-webhook", hubspot_webhook)
-    app.router.add_post("/hubspot/webhook", hubspot_webhook)
-    app.router.add_get(CALLBACK_PATH, oauth_callback)
     return app

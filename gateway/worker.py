@@ -60,6 +60,11 @@ class Worker:
         self.ran = 0
         self.failed = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Jobs running now (all kinds)."""
+        return sum(self._running.values())
+
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
         self._wake.set()

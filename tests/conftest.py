@@ -46,6 +46,9 @@ idle_timeout = 30
 [http]
 listen = "127.0.0.1:8025"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [hubspot]
 mode = "live"
 

@@ -58,7 +58,10 @@ def test_ready_and_watchdog_reach_the_notify_socket(daemon):
     d.start()
     wait_until(lambda: d.received(wait=0.1).count("WATCHDOG=1") >= 3, 10, "3 watchdog pings")
     assert "READY=1" in d.messages  # pinged every 0.1 s, READY first
-    status = f"STATUS=serving SMTP on 127.0.0.1:{d.smtp_port}, HTTP on 127.0.0.1:{d.http_port}"
+    status = (
+        f"STATUS=serving SMTP on 127.0.0.1:{d.smtp_port}, HTTP on 127.0.0.1:{d.http_port}, "
+        f"admin on 127.0.0.1:{d.admin_port}"
+    )
     assert status in d.messages
     assert d.stop() == 0
     assert "STOPPING=1" in d.messages

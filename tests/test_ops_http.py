@@ -4,6 +4,7 @@ and the logs mask secrets and carry ids."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import smtplib
@@ -50,10 +51,45 @@ def _samples(text: str) -> dict:
     return out
 
 
-async def _get(gw, path: str) -> tuple[int, str]:
+async def _get(gw, path: str, *, public: bool = False, token: str = "") -> tuple[int, str]:
+    """GET on the admin listener (or the public one), with a bearer token when given."""
+    port = gw.http_port if public else gw.admin_port
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{gw.http_port}{path}") as resp:
+        async with http.get(f"http://127.0.0.1:{port}{path}", headers=headers) as resp:
             return resp.status, await resp.text()
+
+
+async def test_public_listener_serves_nothing_private(gateway):
+    """The listener HubSpot reaches: /healthz yes; /status (customer addresses), /metrics and
+    /readyz only on the admin listener."""
+    await asyncio.to_thread(_send_all, gateway.smtp_port)
+    await wait_processed(gateway, 3)
+    assert await _get(gateway, "/healthz", public=True) == (200, '{"status": "ok"}')
+    for path in ("/status", "/metrics", "/readyz"):
+        status, _ = await _get(gateway, path, public=True)
+        assert status == 404, path
+    status, text = await _get(gateway, "/status")
+    assert status == 200 and json.loads(text)["last_mail"]["envelope_from"] == "a@customer.test"
+    assert gateway.admin_port != gateway.http_port
+    assert f"admin on 127.0.0.1:{gateway.admin_port}" in gateway.serving()
+
+
+async def test_admin_listener_requires_its_token_when_set(settings):
+    from gateway.config import AdminSettings, Secret
+
+    from conftest import running
+
+    admin = AdminSettings(listen=settings.admin.listen, token=Secret("admin-t0ken-123456"))
+    async with running(dataclasses.replace(settings, admin=admin)) as gw:
+        for path in ("/status", "/metrics", "/readyz", "/healthz"):
+            status, text = await _get(gw, path)
+            assert status == 401 and "admin token required" in text, path
+            status, _ = await _get(gw, path, token="wrong-token")
+            assert status == 401, path
+        status, text = await _get(gw, "/status", token="admin-t0ken-123456")
+        assert status == 200 and "conversations" in json.loads(text)
+        assert (await _get(gw, "/healthz", public=True))[0] == 200  # probes need no token
 
 
 async def test_metrics_count_what_the_test_did(gateway):

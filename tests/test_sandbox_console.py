@@ -143,3 +143,34 @@ def test_console_api_keeps_text_and_builds_paragraphs(sandbox: SandboxHandle) ->
     )
     assert (rich["text"], rich["richText"]) == ("Bold", "<p><strong>Bold</strong></p>")
     assert bad.status_code == 400
+
+
+def test_admin_and_console_apis_need_the_token_when_set(loop_thread) -> None:
+    """A sandbox started with an admin token (`[sandbox] allow_public` needs one): its admin
+    API and the rep console's API answer 401 without it, 200 with it; HubSpot's own API keeps
+    HubSpot's authentication; the console page itself loads (it asks for the token)."""
+    import httpx
+
+    from gateway.sandbox import start_sandbox
+
+    token = "sandbox-t0ken-for-tests"
+    server = loop_thread.run(start_sandbox("127.0.0.1", 0, admin_token=token))
+    try:
+        url = server.url
+        for path in ("/_sandbox/info", "/_sandbox/console-api/threads", "/_sandbox/requests"):
+            assert httpx.get(url + path).status_code == 401, path
+            bad = {"Authorization": "Bearer not-it"}
+            assert httpx.get(url + path, headers=bad).status_code == 401, path
+            good = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(url + path, headers=good).status_code == 200, path
+        refused = httpx.post(url + "/_sandbox/reset")
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        static = server.info()["staticToken"]
+        api = httpx.get(
+            url + "/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {static}"}
+        )
+        assert api.status_code == 200
+        assert httpx.get(url + "/console/").status_code == 200
+    finally:
+        loop_thread.run(server.close())

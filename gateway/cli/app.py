@@ -3,9 +3,17 @@
 Each family module (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox) exposes its
 top-level commands as `COMMANDS`; adding a family is one entry in `FAMILIES`. There is no
 other way a command gets registered.
+
+Two habits of a Unix tool live here: a usage error is two lines (the error, then where the
+help is), not click's four. (A reader that goes away, `mail-gateway sessions list | head`,
+ends the command quietly with exit 1: click does that for EPIPE, and `friendly_errors` lets a
+BrokenPipeError through to it.)
 """
 
 from __future__ import annotations
+
+import types
+from typing import IO, Any
 
 import click
 
@@ -16,7 +24,35 @@ from gateway.config import default_config_path
 FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _short_show(self: click.UsageError, file: IO[Any] | None = None) -> None:
+    """`Error: <what>` and `Try '<command> -h' for help.`: the usage itself is one -h away."""
+    click.echo(f"Error: {self.format_message()}", err=True)
+    if self.ctx is not None:
+        click.echo(f"Try '{self.ctx.command_path} -h' for help.", err=True)
+
+
+def _shortened(exc: click.UsageError) -> click.UsageError:
+    exc.show = types.MethodType(_short_show, exc)  # type: ignore[method-assign]
+    return exc
+
+
+class RootGroup(click.Group):
+    """The root group: usage errors of every command below it are shown in two lines."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _shortened(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _shortened(exc) from None
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",

@@ -63,7 +63,43 @@ def friendly_errors(fn: Callable) -> Callable:
             raise SystemExit(2) from None
         except GatewayError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): click ends quietly, no "Broken pipe" line
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
     return wrapper
+
+
+def daemon_pid(settings: Settings) -> int | None:
+    """The pid of the daemon serving this state_dir, or None when none runs.
+
+    The daemon holds an flock(2) on `settings.lock_path` for as long as it runs and writes its
+    pid into the file; a lock we can take ourselves means nobody holds it. Read-only: the
+    probe's shared lock is dropped at once and nothing is created.
+    """
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(settings.lock_path, os.O_RDONLY)
+    except OSError:
+        return None  # never started here (or the folder is not ours to read)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def daemon_line(settings: Settings) -> str:
+    """One line for humans: whether the daemon runs on this state_dir, and its pid."""
+    pid = daemon_pid(settings)
+    if pid is None:
+        return f"not running (nothing holds {settings.lock_path}; start `mail-gateway serve`)"
+    return f"running (pid {pid})" if pid else "running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import click
 
@@ -63,16 +64,30 @@ def outbox_list(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 @friendly_errors
 def outbox_show(ctx: Context, entry_id: str, headers_only: bool) -> None:
-    """Print one captured mail as sent (ID from `outbox list`)."""
+    """Print one captured mail as sent (ID from `outbox list`, or any unique start of it)."""
     from gateway.relay.outbox import capture_dir, list_outbox, read_outbox
 
     folder = capture_dir(ctx.settings)
-    raw = read_outbox(folder, entry_id)
+    entry = _unique(list_outbox(folder), entry_id.removesuffix(".eml"), folder)
+    raw = read_outbox(folder, entry.id)
     if headers_only:
-        entry = next(e for e in list_outbox(folder) if e.id == entry_id.removesuffix(".eml"))
         emit_pairs({k: v for k, v in dataclasses.asdict(entry).items() if k != "path"})
         return
     click.echo(raw.decode("utf-8", "replace").replace("\r\n", "\n"), nl=False)
+
+
+def _unique(entries: list, prefix: str, folder) -> Any:
+    """The one entry whose id is `prefix` or starts with it; a ClickException otherwise."""
+    exact = [e for e in entries if e.id == prefix]
+    found = exact or [e for e in entries if prefix and e.id.startswith(prefix)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise click.ClickException(f"outbox: no captured mail {prefix!r} in {folder}")
+    ids = ", ".join(e.id for e in found[:3]) + (", …" if len(found) > 3 else "")
+    raise click.ClickException(
+        f"outbox: {len(found)} captured mails start with {prefix!r} ({ids}); give more of the id"
+    )
 
 
 COMMANDS = (signatures, outbox)

@@ -40,11 +40,11 @@ def imap_status(ctx: Context, as_json: bool) -> None:
         }
         for name, f in folders.items()
     ]
-    emit_table(
-        rows,
-        ["folder", "state", "done", "total", "last_uid", "skipped", "error"],
-        "no IMAP folders read yet",
-    )
+    if not ctx.settings.imap:
+        empty = f"no IMAP accounts are configured (add an [[imap]] table to {ctx.config_path})"
+    else:
+        empty = "no IMAP folders read yet (the daemon reads them once it runs)"
+    emit_table(rows, ["folder", "state", "done", "total", "last_uid", "skipped", "error"], empty)
     for c in confirmations:
         click.echo()
         click.echo(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.common import Context, daemon_line, daemon_pid, friendly_errors, pass_ctx
 from gateway.cli.output import emit_json, emit_pairs, output_options
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
@@ -30,14 +30,17 @@ def serve(ctx: Context) -> None:
 @pass_ctx
 @friendly_errors
 def status(ctx: Context, as_json: bool) -> None:
-    """Mails accepted today, conversations, queue depth, quarantine, last mail."""
+    """Whether the daemon runs; mails accepted today, conversations, queue depth, quarantine,
+    last mail."""
     db = ctx.db()  # before the store's verbs: see common.py
     from gateway.store import queries
 
+    pid = daemon_pid(ctx.settings)
     data = queries.status(db)
     if as_json:
-        emit_json(data)
+        emit_json({"daemon": {"running": pid is not None, "pid": pid or None}, **data})
     else:
+        click.echo(f"daemon: {daemon_line(ctx.settings)}")
         emit_pairs(data)
 
 
@@ -60,18 +63,18 @@ def config_check(ctx: Context) -> None:
 @pass_ctx
 @friendly_errors
 def config_show(ctx: Context, as_json: bool) -> None:
-    """Print the effective settings, secrets redacted."""
+    """Print the effective settings as TOML (or JSON), secrets redacted.
+
+    The TOML reads back with tomllib into the same values; a key that is not set (no value in
+    TOML) is left out, and `[[imap]]` accounts are an array of tables as in the file.
+    """
     from gateway.config import redacted
 
     data = redacted(ctx.settings)
     if as_json:
         emit_json(data)
     else:
-        for section, values in data.items():
-            click.echo(f"[{section}]")
-            for k, v in values.items():
-                click.echo(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"')
-            click.echo()
+        click.echo(settings_toml(data), nl=False)
 
 
 @click.command()
@@ -86,6 +89,21 @@ def doctor(ctx: Context, as_json: bool) -> None:
     from gateway.doctor import doctor as run_doctor
 
     report_checks(run_doctor(ctx.config_path), as_json)
+
+
+def settings_toml(data: dict[str, dict]) -> str:
+    """`redacted()` settings as a TOML document (tomli_w): None values dropped, since TOML has
+    no null; the `imap.N` sections become the `[[imap]]` array."""
+    import tomli_w
+
+    def clean(section: dict) -> dict:
+        return {k: v for k, v in section.items() if v is not None}
+
+    doc: dict[str, object] = {k: clean(v) for k, v in data.items() if not k.startswith("imap.")}
+    imap = [clean(v) for k, v in data.items() if k.startswith("imap.")]
+    if imap:
+        doc["imap"] = imap
+    return tomli_w.dumps(doc, multiline_strings=True)
 
 
 def report_checks(checks: list, as_json: bool) -> None:

@@ -47,21 +47,23 @@ def emit_table(rows: Sequence[dict], columns: Sequence[str], empty: str) -> None
     )
 
 
-def emit_pairs(data: dict, indent: int = 0) -> None:
+def emit_pairs(data: dict, indent: int = 0, width: int | None = 60) -> None:
+    """`key: value` lines, nested dicts indented; values longer than `width` characters are
+    cut with "…" (None: never, for a command that shows one thing in full)."""
     pad = " " * indent
     for k, v in data.items():
         if isinstance(v, dict):
             click.echo(f"{pad}{k}:")
             if v:
-                emit_pairs(v, indent + 2)
+                emit_pairs(v, indent + 2, width)
             else:
                 click.echo(f"{pad}  (none)")
         else:
-            click.echo(f"{pad}{k}: {_cell(v)}")
+            click.echo(f"{pad}{k}: {_cell(v, width)}")
 
 
-def _cell(v: Any, width: int = 60) -> str:
+def _cell(v: Any, width: int | None = 60) -> str:
     if v is None:
         return "-"
     s = str(v).replace("\n", " ")
-    return s if len(s) <= width else s[: width - 1] + "…"
+    return s if width is None or len(s) <= width else s[: width - 1] + "…"

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import click
 
+# the same as [hubspot] sandbox_listen's default and the README: one sandbox port everywhere
+DEFAULT_LISTEN = "127.0.0.1:8026"
+
 
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8099")
+        raise click.BadParameter(f"expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -44,7 +47,7 @@ async def _serve(host: str, port: int, db: Path | None, options: dict[str, objec
 @click.command("sandbox")
 @click.option(
     "--listen",
-    default="127.0.0.1:8099",
+    default=DEFAULT_LISTEN,
     show_default=True,
     help="HOST:PORT to serve on (port 0 picks a free port).",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli.common import Context, friendly_errors, pass_ctx
+from gateway.cli.common import Context, daemon_pid, friendly_errors, pass_ctx
 from gateway.cli.output import emit_json, emit_pairs, emit_table, output_options
 
 
@@ -14,7 +14,13 @@ def sessions() -> None:
 
 
 @sessions.command("list")
-@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="How many, newest first (at least 1).",
+)
 @click.option(
     "--status", "status_", type=click.Choice(["open", "handed_off", "closed"]), default=None
 )
@@ -52,9 +58,10 @@ def sessions_show(ctx: Context, session_id: int, as_json: bool) -> None:
         emit_json(data)
         return
     head = {k: v for k, v in data.items() if k not in ("messages", "participants", "hubspot")}
-    emit_pairs(head)
+    emit_pairs(head, width=None)  # one session: reasons and subjects in full
     if data["hubspot"]:
-        emit_pairs({"hubspot": {k: v for k, v in data["hubspot"].items() if v is not None}})
+        hubspot = {k: v for k, v in data["hubspot"].items() if v is not None}
+        emit_pairs({"hubspot": hubspot}, width=None)
     click.echo(
         "participants: " + ", ".join(f"{p['email']} ({p['role']})" for p in data["participants"])
     )
@@ -87,8 +94,13 @@ def handoff(ctx: Context, session_id: int, reason: str) -> None:
 
     with write_transaction(db):
         new = request_handoff(db, session_id, reason=reason, trigger="person")
+    pid = daemon_pid(ctx.settings)
+    if pid is None:
+        when = "the daemon is not running: it hands it off once `mail-gateway serve` runs"
+    else:
+        when = f"the running daemon{f' (pid {pid})' if pid else ''} hands it off now"
     if new:
-        click.echo(f"session {session_id}: handoff queued ({reason})")
+        click.echo(f"session {session_id}: handoff queued ({reason}); {when}")
     else:
         click.echo(f"session {session_id}: already handed off or queued")
 

@@ -70,7 +70,9 @@ async def sandbox_info_from(settings: Settings) -> dict[str, Any]:
     url = f"http://{settings.hubspot.sandbox_listen}/_sandbox/info"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s:
-            async with s.get(url) as resp:
+            token = settings.sandbox.admin_token
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with s.get(url, headers=headers) as resp:
                 return await resp.json()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise HubSpotAuthError(

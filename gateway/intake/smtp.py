@@ -561,7 +561,7 @@ class IntakeHandler:
         ids = ",".join(str(raw_id) for raw_id, _dup in results)
         dups = sum(1 for _id, dup in results if dup)
         if dups:
-            log.info("duplicate delivery of %s (raw %s): kept the first copy", message_id, ids)
+            log.info("duplicate delivery of %s (raw mail %s): kept the first copy", message_id, ids)
         return f"250 2.0.0 OK queued as {ids}"
 
     async def handle_exception(self, error: Exception) -> str:

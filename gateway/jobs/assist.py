@@ -325,7 +325,7 @@ class AssistJob:
                 return None
             return await asyncio.to_thread(analyse, text)
         except Exception:  # the signals are context, never a reason to lose the decision
-            log.exception("message %s: sentiment/language failed", row_id)
+            log.exception("mail %s: sentiment/language failed", row_id)
             return None
 
     async def __call__(self, job: Job) -> None:

@@ -133,12 +133,16 @@ class MailProcessor:
         except TransientError:
             raise
         except Exception as exc:
-            log.exception("mail %s quarantined", raw_id)
+            log.exception("raw mail %s quarantined", raw_id)
             error, detail = f"{type(exc).__name__}: {exc}", traceback.format_exc()
             await self.store.write(lambda db: quarantine(db, raw_id, error, detail))
             return
         log.info(
-            "mail %s -> conversation %s (%s)", raw_id, recorded.conversation_id, recorded.matched_by
+            "raw mail %s -> conversation %s, mail %s (%s)",
+            raw_id,
+            recorded.conversation_id,
+            recorded.message_row_id,
+            recorded.matched_by,
         )
         for hook in self.after_record:
             await hook(recorded, annotations)

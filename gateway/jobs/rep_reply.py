@@ -103,7 +103,10 @@ class ReplyRunner:
                 reason = f"thread {thread_id} is not one of our conversations"
         if reason or conv_id is None:  # (no reason means a conversation was found)
             await self.store.write(lambda db: rs.set_outcome(db, mid, f"skipped: {reason}"))
-            log.info("HubSpot message %s not delivered: %s", mid, reason)
+            if ours:  # the webhook echoes what the gateway published: the normal case
+                log.info("HubSpot message %s is the gateway's own publish: nothing to send", mid)
+            else:
+                log.info("HubSpot message %s not delivered: %s", mid, reason)
             return
         body, body_format, text = await self._body(msg, thread_id, mid)
         try:

@@ -9,6 +9,7 @@ to SQLite after each call that changed it.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from . import admin, channels, console, conversations, crm, files, oauth
 from .errors import ApiError, correlation_id, json_response
@@ -135,6 +137,33 @@ async def auth_and_limits(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+ADMIN_PREFIX = "/_sandbox/"
+
+
+@web.middleware
+async def admin_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With `admin_token` set (a sandbox reachable from other machines), the admin API and the
+    rep console's API under /_sandbox/ need `Authorization: Bearer <token>` (RFC 6750 section
+    2.1); the HubSpot API itself keeps HubSpot's own authentication."""
+    token = request.app[STATE].options.admin_token
+    if token and request.path.startswith(ADMIN_PREFIX):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), token.encode()
+        ):
+            return json_response(
+                {
+                    "status": "error",
+                    "message": "sandbox admin token required (Authorization: Bearer <token>)",
+                    "correlationId": correlation_id(),
+                    "category": "INVALID_AUTHENTICATION",
+                },
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="hubspot-sandbox admin"'},
+            )
+    return await handler(request)
+
+
 @web.middleware
 async def persist(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -205,6 +234,7 @@ def build_app(state: SandboxState, closing: asyncio.Event | None = None) -> web.
         client_max_size=state.options.files_max_bytes + 1024 * 1024,
         middlewares=[
             connection_reset,
+            admin_token,
             request_log,
             deprecation(deprecation_logger()),
             errors,
@@ -230,6 +260,20 @@ def build_app(state: SandboxState, closing: asyncio.Event | None = None) -> web.
     for module in (oauth, crm, conversations, channels, files, admin, console):
         module.setup_routes(app)
     return app
+
+
+class DebugAccessLog(AccessLogger):
+    """One line per request at DEBUG (`gateway.sandbox.access`): at info the sandbox's access
+    log would be most of the daemon's log, one line for every HubSpot call the gateway makes."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+    def log(self, request: Any, response: Any, time: float) -> None:
+        self.logger.debug(
+            "%s %s -> %s in %.1f ms", request.method, request.path_qs, response.status, time * 1e3
+        )
 
 
 @dataclass
@@ -271,7 +315,13 @@ async def start_sandbox(
     state = SandboxState(SandboxOptions(**options), db_path)
     closing = asyncio.Event()
     app = build_app(state, closing)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        access_log_class=DebugAccessLog,
+        access_log=logging.getLogger("gateway.sandbox.access"),
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -67,6 +67,8 @@ class SandboxOptions:
     public_url: str | None = None
     files_max_bytes: int = 2 * 1024**3  # see files.MAX_FILE_BYTES
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # when set, /_sandbox/ (admin and rep console APIs) needs `Authorization: Bearer <it>`
+    admin_token: str = ""
 
 
 def now_ms() -> int:

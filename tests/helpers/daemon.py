@@ -6,8 +6,9 @@ private NOTIFY_SOCKET (sd_notify(3), the protocol gateway.systemd speaks) and wa
 
 Ports: the config names port 0 and the kernel picks, so no port is guessed in advance and none
 can be taken meanwhile. The daemon reports what it bound in the READY status (`STATUS=serving
-SMTP on 127.0.0.1:PORT, HTTP on 127.0.0.1:PORT[, HubSpot sandbox on 127.0.0.1:PORT]`); the
-launcher reads `smtp_port`, `http_port` and `sandbox_port` from it. A restart binds the same
+SMTP on 127.0.0.1:PORT, HTTP on 127.0.0.1:PORT, admin on 127.0.0.1:PORT[, HubSpot sandbox on
+127.0.0.1:PORT]`); the launcher reads `smtp_port`, `http_port`, `admin_port` and `sandbox_port`
+from it. A restart binds the same
 ports again (the config is rewritten with them): clients and webhooks told about them still
 find the daemon.
 
@@ -49,7 +50,8 @@ def memory_status(pid: int) -> dict[str, int]:
 
 def bound_ports(status: str) -> dict[str, int]:
     """{"SMTP": port, "HTTP": port, "HubSpot sandbox": port} from the daemon's status text
-    "serving SMTP on HOST:PORT, HTTP on HOST:PORT[, HubSpot sandbox on HOST:PORT]"."""
+    "serving SMTP on HOST:PORT, HTTP on HOST:PORT, admin on HOST:PORT[, HubSpot sandbox on
+    HOST:PORT]" (and "admin": port)."""
     listeners = status.removeprefix("serving ").split(", ")
     return {
         name: int(address.rpartition(":")[2])
@@ -73,7 +75,7 @@ class Daemon:
         env: Mapping[str, str] | None = None,
     ):
         self.write_config, self.log, self.env = write_config, log, dict(env or {})
-        self.smtp_port = self.http_port = self.sandbox_port = 0
+        self.smtp_port = self.http_port = self.admin_port = self.sandbox_port = 0
         self.config: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -117,6 +119,7 @@ class Daemon:
         status = next(m for m in self.messages if m.startswith("STATUS=serving "))
         ports = bound_ports(status.removeprefix("STATUS="))
         self.smtp_port, self.http_port = ports["SMTP"], ports["HTTP"]
+        self.admin_port = ports.get("admin", 0)
         self.sandbox_port = ports.get("HubSpot sandbox", 0)
 
     def received(self, wait: float = 0.0) -> list[str]:
