@@ -56,7 +56,7 @@ def register_secrets(values: Iterable[str]) -> None:
         if len(v) >= 4 and v not in _secrets:
             _secrets.add(v)
             _secret_patterns.append(
-                re.compile(r"(?<![A-Za-z0-9])" + re.escape(v) + r"(?![A-Za-z0-9])")
+                re.compile(r"(?<![A-Za-z0-9_])" + re.escape(v) + r"(?![A-Za-z0-9_])")
             )
 
 
