@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -35,26 +36,63 @@ async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/console/")
 
 
+def _ticket(state: Any, ticket_id: str | None) -> dict[str, Any] | None:
+    """The console's view of a ticket: id, subject, priority, stage label and state."""
+    record = state.data["objects"]["tickets"].get(ticket_id or "")
+    if record is None or record["archived"]:
+        return None
+    stages = {s["id"]: s for p in state.data["pipelines"]["tickets"] for s in p["stages"]}
+    props = record["properties"]
+    stage = stages.get(props.get("hs_pipeline_stage") or "", {})
+    return {
+        "id": record["id"],
+        "subject": props.get("subject"),
+        "content": props.get("content"),
+        "priority": props.get("hs_ticket_priority"),
+        "stage": stage.get("label"),
+        "state": stage.get("metadata", {}).get("ticketState"),
+        "properties": props,
+    }
+
+
+def summary(state: Any, thread: dict[str, Any]) -> dict[str, Any]:
+    """A thread as the console lists it: HubSpot's thread view plus what a rep scans for:
+    the subject (a message's subject, else the ticket's, else the first words), the customer,
+    the last activity and the associated ticket."""
+    view = thread_view(state, thread, with_ticket=True)
+    messages = state.data["messages"][thread["id"]]
+    first = next((m for m in messages if m["type"] == "MESSAGE"), None)
+    sender = ((first or {}).get("senders") or [{}])[0]
+    ticket_id = (view.get("threadAssociations") or {}).get("associatedTicketId")
+    ticket = _ticket(state, ticket_id)
+    subject = next((m["subject"] for m in messages if m.get("subject")), None)
+    words = " ".join(((first or {}).get("text") or "").split())
+    view["subject"] = subject or (ticket or {}).get("subject") or words[:60] or "(no subject)"
+    email = (sender.get("deliveryIdentifier") or {}).get("value")
+    view["customer"] = email
+    view["customerName"] = sender.get("name") if sender.get("name") != email else None
+    view["lastActivity"] = thread["latestMessageTimestamp"]
+    view["ticket"] = ticket
+    visible = [m for m in messages if m["type"] in ("MESSAGE", "COMMENT")]
+    view["preview"] = " ".join((visible[-1]["text"] if visible else "").split())[:80]
+    view["messageCount"] = len(visible)
+    return view
+
+
 async def threads(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    items = []
-    for thread in sorted(
+    ordered = sorted(
         state.data["threads"].values(), key=lambda t: t["latestMessageTimestamp"], reverse=True
-    ):
-        view = thread_view(state, thread, with_ticket=True)
-        messages = state.data["messages"][thread["id"]]
-        first = next((m for m in messages if m["type"] == "MESSAGE"), None)
-        sender = (first or {}).get("senders") or [{}]
-        view["customer"] = (sender[0].get("deliveryIdentifier") or {}).get("value")
-        view["preview"] = messages[-1]["text"][:80] if messages else ""
-        items.append(view)
+    )
+    app = state.data["app"]
     return json_response(
         {
-            "results": items,
+            "results": [summary(state, t) for t in ordered],
             "agents": [
                 {"actorId": f"A-{o['userId']}", "name": f"{o['firstName']} {o['lastName']}"}
                 for o in state.data["owners"]
             ],
+            "integration": {"appId": app["appId"]},
         }
     )
 
@@ -63,7 +101,7 @@ async def thread(request: web.Request) -> web.Response:
     state = request.app[STATE]
     item = get_thread(state, request.match_info["thread_id"])
     messages = [public_message(m) for m in state.data["messages"][item["id"]]]
-    return json_response({"thread": thread_view(state, item, True), "messages": messages})
+    return json_response({"thread": summary(state, item), "messages": messages})
 
 
 def paragraphs_html(text: str) -> str:
@@ -108,24 +146,8 @@ async def close_thread(request: web.Request) -> web.Response:
 
 async def tickets(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    stages = {s["id"]: s for p in state.data["pipelines"]["tickets"] for s in p["stages"]}
-    items = []
-    for record in state.data["objects"]["tickets"].values():
-        if record["archived"]:
-            continue
-        props = record["properties"]
-        stage = stages.get(props.get("hs_pipeline_stage") or "", {})
-        items.append(
-            {
-                "id": record["id"],
-                "subject": props.get("subject"),
-                "priority": props.get("hs_ticket_priority"),
-                "stage": stage.get("label"),
-                "state": stage.get("metadata", {}).get("ticketState"),
-                "properties": props,
-            }
-        )
-    return json_response({"results": items})
+    items = [_ticket(state, tid) for tid in state.data["objects"]["tickets"]]
+    return json_response({"results": [t for t in items if t is not None]})
 
 
 async def close_ticket(request: web.Request) -> web.Response:

@@ -429,7 +429,15 @@ async def post_message_handler(request: web.Request) -> web.Response:
         raise bad_request("text is required")
     attachments = resolve_attachments(state, base_url(request), body.get("attachments") or [])
     actor_id = body.get("senderActorId") or next(iter(agents(state)))
-    if kind == "COMMENT":
+    if kind == "COMMENT" and not body.get("senderActorId"):
+        # an app's own comment (no user named): written by the integration, as HubSpot's UI
+        # shows it, not by the first user of the portal
+        app_id = state.data["app"]["appId"]
+        message = post_comment(
+            state, hooks, thread, text, f"I-{app_id}", body.get("richText"), attachments
+        )
+        message["client"] = {"clientType": "INTEGRATION", "integrationAppId": app_id}
+    elif kind == "COMMENT":
         message = post_comment(
             state, hooks, thread, text, actor_id, body.get("richText"), attachments
         )
