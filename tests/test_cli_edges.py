@@ -210,3 +210,35 @@ def test_sandbox_listen_default_matches_readme_and_config():
     assert f"`{DEFAULT_LISTEN}`" in readme
     code_help = CliRunner().invoke(cli, ["sandbox", "--help"]).stdout
     assert f"[default: {DEFAULT_LISTEN}]" in code_help
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('[admin]\nlisten = "0.0.0.0:8027"\n', "admin.listen"),
+        ("[sandbox]\nallow_public = true\n", "sandbox.admin_token"),
+    ],
+)
+def test_config_check_refuses_an_open_admin_or_sandbox_without_a_token(
+    tmp_path: Path, extra: str, key: str, monkeypatch
+):
+    text = write_config(tmp_path).read_text().replace('[admin]\nlisten = "127.0.0.1:0"\n', "")
+    config = tmp_path / "config.toml"
+    config.write_text(text + extra)
+    code, _out, err = run(config, "config", "check")
+    assert code == 2
+    assert err.startswith(f"error: config.toml: {key}: ")
+    env = {
+        "admin.listen": "MAIL_GATEWAY_ADMIN_TOKEN",
+        "sandbox.admin_token": "MAIL_GATEWAY_SANDBOX_TOKEN",
+    }
+    monkeypatch.setenv(env[key], "a-t0ken-of-sorts")
+    code, _out, err = run(config, "config", "check")
+    assert code == 0, err
+
+
+def test_sandbox_off_loopback_needs_a_token():
+    result = CliRunner().invoke(cli, ["sandbox", "--listen", "0.0.0.0:0"])
+    assert result.exit_code == 2
+    assert "Invalid value for --listen: 0.0.0.0 is not a loopback address" in result.stderr
+    assert "MAIL_GATEWAY_SANDBOX_TOKEN" in result.stderr

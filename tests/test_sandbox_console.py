@@ -222,9 +222,7 @@ def test_console_updates_itself_titles_threads_and_links_the_ticket(sandbox: San
     with console_page(sandbox) as page:
         expect(page.locator("#no-threads")).to_be_visible()
         expect(page.locator("#token-form")).to_be_hidden()  # no token set: not asked for
-        thread_id = publish(sandbox, ids, "My parcel never arrived").json()[
-            "conversationsThreadId"
-        ]
+        thread_id = publish(sandbox, ids, "My parcel never arrived").json()["conversationsThreadId"]
         row = page.locator(f"li.thread[data-thread-id='{thread_id}']")
         expect(row.locator(".subject")).to_have_text("My parcel never arrived")  # first words
         ticket_id = _ticket_for(sandbox, thread_id, "Parcel lost in transit")

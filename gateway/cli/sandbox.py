@@ -72,21 +72,42 @@ async def _serve(host: str, port: int, db: Path | None, options: dict[str, objec
 @click.option(
     "--public-url", default=None, help="Base URL clients use to reach the sandbox (behind a proxy)."
 )
+@click.option(
+    "--admin-token",
+    envvar="MAIL_GATEWAY_SANDBOX_TOKEN",
+    default="",
+    show_envvar=True,
+    help="Bearer token the admin and rep console APIs then require; needed off loopback.",
+)
 def sandbox_command(
     listen: str,
     db: Path | None,
     webhook_target: str | None,
     burst_limit: int,
     public_url: str | None,
+    admin_token: str,
 ) -> None:
     """Run a local stand-in for HubSpot (CRM, inbox, custom channels, rep console)."""
     import asyncio
+    import ipaddress
 
     host, port = _listen(listen)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not admin_token:
+        raise click.BadParameter(
+            f"{host} is not a loopback address and the sandbox's demo secrets are public: "
+            "set $MAIL_GATEWAY_SANDBOX_TOKEN (or --admin-token) to protect its admin and "
+            "console APIs",
+            param_hint="--listen",
+        )
     options: dict[str, object] = {
         "burst_limit": burst_limit,
         "public_url": public_url,
         "webhook_target_url": webhook_target,
+        "admin_token": admin_token,
     }
     try:
         asyncio.run(_serve(host, port, db, options))
