@@ -1,10 +1,13 @@
 """The composition root: builds every part from Settings, owns the loop, starts and stops them.
 
-Start order: store; the HTTP socket bound (not yet serving: its port, the kernel's pick for
-port 0, completes http.public_url); the HubSpot sandbox (mode = sandbox, its webhooks aimed at
-that URL) and its setup; SMTP intake; HTTP serving; worker. The store comes first (a mail is in
-it before its 250) and the worker last (jobs run only once everything they call is up).
-When started, the daemon reports the ports it bound in the log and in its READY status.
+Start order: store; the HTTP sockets bound, public and admin (not yet serving: the public
+port, the kernel's pick for port 0, completes http.public_url); the HubSpot sandbox (mode =
+sandbox, its webhooks aimed at that URL) and its setup; SMTP intake; HTTP serving; worker.
+The store comes first (a mail is in it before its 250) and the worker last (jobs run only
+once everything they call is up).
+When started, the daemon reports the ports it bound in the log and in its READY status. A
+listener that cannot bind is named by its config key (smtp.listen, http.listen, admin.listen,
+hubspot.sandbox_listen).
 Stop order: refuse new SMTP sessions (421), let sessions in DATA finish, drain the worker
 with a deadline, close HTTP and the sandbox, close the store. Nothing accepted is lost at any
 point: a mail is in the store before its 250, and an unfinished job runs again at next start.
@@ -26,6 +29,7 @@ import signal
 import socket
 import time
 import urllib.parse
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -158,7 +162,7 @@ class Gateway:
         if s.hubspot.mode == "sandbox":
             from gateway.sandbox import start_sandbox
 
-            try:
+            with _naming("hubspot.sandbox_listen", s.hubspot.sandbox_listen):
                 self.sandbox = await start_sandbox(
                     s.hubspot.sandbox_listen.host,
                     s.hubspot.sandbox_listen.port,
@@ -166,11 +170,6 @@ class Gateway:
                     webhook_target_url=s.http.public_url.rstrip("/") + "/hubspot/webhook",
                     admin_token=s.sandbox.admin_token,
                 )
-            except OSError as exc:
-                if exc.errno not in _LISTEN_ERRNOS:
-                    raise
-                listen = s.hubspot.sandbox_listen
-                raise _listen_error("hubspot.sandbox_listen", listen, exc) from None
         self.endpoint = endpoint_for(s, self.sandbox.info() if self.sandbox else None)
         self.hubspot = build_client(s, store, self.endpoint)
         self.handoff = HandoffRunner(
@@ -207,7 +206,7 @@ class Gateway:
         )
         if self.sandbox is not None:
             await self._setup_hubspot()
-        try:
+        with _naming("smtp.listen", s.smtp.listen):
             self.smtp_server, self.gate = await start_smtp(
                 s.smtp,
                 store,
@@ -215,10 +214,6 @@ class Gateway:
                 on_accepted=self.worker.wake,
                 observer=metrics,
             )
-        except OSError as exc:
-            if exc.errno not in _LISTEN_ERRNOS:
-                raise
-            raise _listen_error("smtp.listen", s.smtp.listen, exc) from None
         self.webstate = WebState(
             store,
             webhook_secret=self.endpoint.client_secret,
@@ -462,6 +457,18 @@ def _listen_error(key: str, listen: Listen, exc: OSError) -> GatewayError:
         + (f" ({hint})" if hint else "")
         + f"; free the port or change {key}"
     )
+
+
+@contextlib.contextmanager
+def _naming(key: str, listen: Listen) -> Iterator[None]:
+    """A bind that fails inside the block (port taken, not allowed, no such address) becomes
+    the GatewayError of _listen_error, naming `key`; other OSErrors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRNOS:
+            raise
+        raise _listen_error(key, listen, exc) from None
 
 
 def _bind(listen: Listen, key: str) -> list[socket.socket]:
