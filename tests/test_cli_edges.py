@@ -39,17 +39,29 @@ def test_config_show_prints_toml_that_reads_back_with_secrets_masked(tmp_path, m
         tmp_path,
         '[hubspot.ticket_properties]\nsource_type = "EMAIL"\n'
         '[signatures]\ndefault = "--\\nExample \\"Support\\"\\tTeam"\n'
-        '[signatures.domains]\n"*.example.com" = "Thanks"\n',
+        '[signatures.domains]\n"*.example.com" = "Thanks"\n'
+        '[[imap]]\nhost = "127.0.0.1"\ntls = "none"\nuser = "u1"\npassword_env = "IMAP_PW"\n'
+        'mailbox = "support@example.com"\nsince = 2026-11-01\n'
+        '[[imap]]\nhost = "127.0.0.1"\ntls = "none"\nuser = "u2"\npassword_env = "IMAP_PW"\n'
+        'mailbox = "sales@example.com"\n',
     )
+    monkeypatch.setenv("IMAP_PW", "imap-pw-123456")
     code, out, err = run(config, "config", "show")
     assert code == 0, err
     shown = tomllib.loads(out)  # valid TOML
+    secret = ("(set, hidden)", "(not set)")
     expected = {
-        section: {k: v for k, v in values.items() if v is not None}
+        section: {k: v for k, v in values.items() if v is not None and v not in secret}
         for section, values in redacted(load_settings(config)).items()
     }
-    assert shown == expected
-    assert shown["hubspot"]["access_token"] == "(set, hidden)"
+    expected["imap"] = [expected.pop("imap.0"), expected.pop("imap.1")]
+    assert shown == expected  # every value but the secrets, which are comments:
+    assert "access_token" not in shown["hubspot"]
+    assert "[hubspot]\n# access_token = (set, hidden)\n" in out
+    assert "# client_secret = (not set)\n" in out
+    assert [a["user"] for a in shown["imap"]] == ["u1", "u2"]
+    assert out.count("[[imap]]\n# password = (set, hidden)\n") == 2
+    assert "imap-pw-123456" not in out
     assert shown["hubspot"]["ticket_properties"] == {"source_type": "EMAIL"}
     assert shown["signatures"]["default"] == '--\nExample "Support"\tTeam'
     assert "verysecret" not in out and "test-secret-not-for-production" not in out

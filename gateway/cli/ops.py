@@ -91,19 +91,36 @@ def doctor(ctx: Context, as_json: bool) -> None:
     report_checks(run_doctor(ctx.config_path), as_json)
 
 
+# how redacted() shows a secret: as a value in TOML it would read back as the secret itself
+_HIDDEN = ("(set, hidden)", "(not set)")
+
+
 def settings_toml(data: dict[str, dict]) -> str:
-    """`redacted()` settings as a TOML document (tomli_w): None values dropped, since TOML has
-    no null; the `imap.N` sections become the `[[imap]]` array."""
+    """`redacted()` settings as a TOML document (tomli_w) that tomllib reads back: None values
+    dropped (TOML has no null), the `imap.N` sections as the `[[imap]]` array, and secrets as
+    comments under their table's header (`# access_token = (set, hidden)`), never as values:
+    a copy of this output used as a config leaves them unset instead of set to a mask."""
     import tomli_w
 
     def clean(section: dict) -> dict:
-        return {k: v for k, v in section.items() if v is not None}
+        return {k: v for k, v in section.items() if v is not None and v not in _HIDDEN}
 
-    doc: dict[str, object] = {k: clean(v) for k, v in data.items() if not k.startswith("imap.")}
-    imap = [clean(v) for k, v in data.items() if k.startswith("imap.")]
-    if imap:
-        doc["imap"] = imap
-    return tomli_w.dumps(doc, multiline_strings=True)
+    def notes(section: dict) -> str:
+        return "".join(f"# {k} = {v}\n" for k, v in section.items() if v in _HIDDEN)
+
+    tables = {k: v for k, v in data.items() if not k.startswith("imap.")}
+    accounts = [v for k, v in data.items() if k.startswith("imap.")]
+    doc: dict[str, object] = {k: clean(v) for k, v in tables.items()}
+    if accounts:
+        doc["imap"] = [clean(v) for v in accounts]
+    text = tomli_w.dumps(doc, multiline_strings=True)
+    for name, section in tables.items():
+        header = f"[{name}]\n"
+        text = text.replace(header, header + notes(section), 1)
+    head, *rest = text.split("[[imap]]\n")
+    return head + "".join(
+        "[[imap]]\n" + notes(account) + part for account, part in zip(accounts, rest, strict=True)
+    )
 
 
 def report_checks(checks: list, as_json: bool) -> None:
