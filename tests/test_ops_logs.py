@@ -11,50 +11,35 @@ from __future__ import annotations
 import re
 import smtplib
 import urllib.request
-from pathlib import Path
 
 import pytest
-from test_ops_daemon import ASSISTED
+import test_ops_daemon
 
 from gateway import logs
 from gateway.logs import redact, register_secrets
 
-from conftest import make_mail, write_config
+from conftest import make_mail
 from helpers.daemon import Daemon
 from helpers.waiting import wait_until
 
-# the daemon test's assistant: the knowledge articles, no debounce, a capture relay
-SANDBOXED = ASSISTED
-
+# the daemon test's launcher fixture (port 0, ports from READY, killed at the end)
+daemon = test_ops_daemon.daemon
+ASSISTED = test_ops_daemon.ASSISTED
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) ([\w.]+): (.*)$")
 
 
-@pytest.fixture
-def daemon(tmp_path: Path):
-    """A daemon with the sandbox on port 0 and replies polled every 0.2 s; killed at the end."""
-    made: list[Daemon] = []
-
-    def make(level: str = "info") -> Daemon:
-        def config(smtp_port: int, http_port: int) -> Path:
-            return write_config(
-                tmp_path,
-                SANDBOXED,
-                **{
-                    '"127.0.0.1:2525"': f'"127.0.0.1:{smtp_port}"',
-                    '"127.0.0.1:8025"': f'"127.0.0.1:{http_port}"',
-                    'log_level = "info"': f'log_level = "{level}"',
-                    'mode = "live"': 'mode = "sandbox"\nsandbox_listen = "127.0.0.1:0"\n'
-                    'replies = "both"\npoll_interval = 0.2',
-                },
-            )
-
-        made.append(Daemon(config, tmp_path / "daemon.log"))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.kill9()
+def sandboxed(daemon, level: str = "info") -> Daemon:
+    """The daemon test's daemon (its assistant: the knowledge articles, no debounce, a capture
+    relay) with the sandbox on port 0, replies polled every 0.2 s, at `level`."""
+    return daemon(
+        ASSISTED,
+        **{
+            'log_level = "info"': f'log_level = "{level}"',
+            'mode = "live"': 'mode = "sandbox"\nsandbox_listen = "127.0.0.1:0"\n'
+            'replies = "both"\npoll_interval = 0.2',
+        },
+    )
 
 
 def _lines(d: Daemon) -> list[tuple[str, str, str]]:
@@ -68,7 +53,7 @@ def _send(port: int, **mail: str) -> None:
 
 
 def test_info_log_has_the_gateways_own_lines_ids_and_a_stopped_line(daemon):
-    d = daemon()
+    d = sandboxed(daemon)
     d.start()
     # a question the articles answer (raw mail 1 = mail 1; our reply is mail 2), then the
     # customer asks for a person in the same thread (raw mail 2 = mail 3): handed off
@@ -103,7 +88,7 @@ def test_info_log_has_the_gateways_own_lines_ids_and_a_stopped_line(daemon):
 
 def test_debug_level_shows_library_and_access_lines(daemon):
     """The level is one knob: at debug the libraries' lines and the sandbox's access log show."""
-    d = daemon("debug")
+    d = sandboxed(daemon, "debug")
     d.start()
     with urllib.request.urlopen(f"http://127.0.0.1:{d.sandbox_port}/console/", timeout=10):
         pass
