@@ -281,7 +281,7 @@ async def test_a_handoff_that_cannot_proceed_shows_as_failed(
         assert status["handoffs_failed"][0]["session"] == conv
         assert "no_such_prop" in status["handoffs_failed"][0]["error"]
         async with aiohttp.ClientSession() as s:
-            async with s.get(f"http://127.0.0.1:{gw.http_port}/metrics") as r:
+            async with s.get(f"http://127.0.0.1:{gw.admin_port}/metrics") as r:
                 metrics = await r.text()
         assert 'mail_gateway_handoffs{state="failed"} 1.0' in metrics
         assert 'mail_gateway_handoffs{state="pending"} 0.0' in metrics
