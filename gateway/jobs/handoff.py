@@ -238,6 +238,10 @@ class HandoffRunner:
         Each publish carries ``attachments`` (required, ``[]`` when none),
         ``associateWithContactId`` and an idempotency id per stored mail (publish_key).
         """
+        # a failure after the publishes but before the handoff recorded their thread (a
+        # timeout in the outside-sender comment, a kill) must not lose it: it is in the records
+        recorded = (m.get("hubspot_thread_id") for m in conv["messages"])
+        thread_id = thread_id or next((t for t in recorded if t), "")
         account = ids.channel_accounts.get(conv["mailbox"])
         if account is None:  # an address of a configured domain, met for the first time
             account, _created = await ensure_channel_account(self.client, ids, conv["mailbox"])

@@ -112,7 +112,8 @@ def conversation_for_handoff(db: Database, conversation_id: int) -> dict[str, An
         "SELECT m.id, m.direction, m.message_id, m.subject, m.sender_email, m.sender_name, "
         "m.recipients, m.created_at, m.text, m.new_text, m.annotations, m.author, "
         "m.attachments, m.raw_id, "
-        "h.hubspot_message_id, h.left_out FROM messages m LEFT JOIN hubspot_messages h "
+        "h.hubspot_message_id, h.thread_id AS hubspot_thread_id, h.left_out "
+        "FROM messages m LEFT JOIN hubspot_messages h "
         "ON h.message_row_id = m.id WHERE m.conversation_id = ? ORDER BY m.id",
         [conversation_id],
     )
