@@ -183,9 +183,11 @@ class MailProcessor:
             self.order.leave(raw_id)  # the next mails record while the hooks run
         if recorded.outside_sender:
             log.warning(
-                "mail %s joined conversation %s from an outside sender (%s): kept, not answered",
+                "raw mail %s joined conversation %s as mail %s from an outside sender (%s): "
+                "kept, not answered",
                 raw_id,
                 recorded.conversation_id,
+                recorded.message_row_id,
                 recorded.matched_by,
             )
             annotations = annotations | {OUTSIDE_SENDER}
