@@ -25,6 +25,9 @@ from gateway.addresses import address_key, checked_email
 from gateway.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/mail-gateway/config.toml"
+# Where scripts/install.sh puts the secrets the unit hands over with LoadCredential=
+CREDENTIALS_DIR = "/etc/mail-gateway/credentials"
+DEFAULT_STATE_DIR = "/var/lib/mail-gateway"
 CONFIG_ENV = "MAIL_GATEWAY_CONFIG"
 
 
@@ -1133,8 +1136,15 @@ def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secr
         try:
             return Secret(p.read_text(encoding="utf-8").strip())
         except OSError as exc:
+            hint = ""
+            if not Path(str(table[file_key])).is_absolute() and not cred_dir:
+                hint = (
+                    "; a credential name: the unit's LoadCredential= provides it, from a shell "
+                    f"pass --credentials-dir {CREDENTIALS_DIR}"
+                )
             problems.append(
-                f'{label}: {name}.{file_key}: "{table[file_key]}" cannot be read ({exc.strerror})'
+                f'{label}: {name}.{file_key}: "{table[file_key]}" cannot be read '
+                f"({exc.strerror}){hint}"
             )
             return Secret("")
     if key in table:
@@ -1261,6 +1271,133 @@ def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> Non
             f'{label}: assistant.knowledge_dir: "{kdir or ""}" is not a folder; the knowledge '
             "backend needs one with Markdown articles"
         )
+
+
+# --- deployment checks: what `config check` and `serve` ask beyond the file's own shape ----
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One deployment problem: `level` error (config check exits 2) or warning (printed, and
+    logged once at start), the key it concerns, what is wrong and the fix."""
+
+    level: str  # "error" | "warning"
+    key: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.problem}; {self.fix}"
+
+
+def _writable_dir(path: Path) -> str:
+    """Empty when `path` is a folder this process may write, or one it may create (its
+    nearest existing ancestor is a writable folder); else why not. Nothing is created."""
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            return "has no existing parent folder"
+        p = p.parent
+    if not p.is_dir():
+        return f'cannot be created: "{p}" is not a folder'
+    if not os.access(p, os.W_OK | os.X_OK):
+        what = "is not writable" if p == path else f'cannot be created: "{p}" is not writable'
+        return f"{what} by this user (uid {os.geteuid()})"
+    return ""
+
+
+def path_problems(settings: Settings) -> list[str]:
+    """The folders the daemon writes, each writable or creatable by this user: state_dir, the
+    sandbox's database (mode = sandbox) and the capture folder (relay.mode = capture). One line
+    per problem naming the key; `serve` refuses to start on any (a clear line, not SQLite's
+    "unable to open database file" from deep inside the start)."""
+    label = settings.source.name if settings.source else "config"
+    wanted: list[tuple[str, Path]] = [("gateway.state_dir", settings.gateway.state_dir)]
+    if settings.hubspot.mode == "sandbox" and settings.hubspot.sandbox_db is not None:
+        wanted.append(("hubspot.sandbox_db", settings.hubspot.sandbox_db.parent))
+    if settings.relay.mode == "capture" and settings.relay.capture_dir is not None:
+        wanted.append(("relay.capture_dir", settings.relay.capture_dir))
+    problems = []
+    for key, folder in wanted:
+        why = _writable_dir(folder)
+        if why:
+            problems.append(
+                f'{label}: {key}: "{folder}" {why}; use an absolute path the service user may '
+                f"write (the unit's StateDirectory= is {DEFAULT_STATE_DIR})"
+            )
+    return problems
+
+
+_LIVE_NEEDS = (
+    # (key, where HubSpot shows it, the credential file of a secret)
+    ("client_id", "the app's Auth tab in the developer account (Client ID)", ""),
+    ("client_secret", "the app's Auth tab (Client secret)", "hubspot-client-secret"),
+    ("app_id", "`hs project info` (App ID)", ""),
+    ("developer_api_key", "the developer account's apps page (API key)", "hubspot-developer-key"),
+)
+
+
+def deployment_findings(settings: Settings) -> list[Finding]:
+    """What a production run needs beyond a well-formed file (issue 15, issue 16 item 7):
+
+    - live mode without the app's credentials (client id and secret, app id, developer API
+      key) is an error naming each key and where HubSpot shows it;
+    - live mode with `relay.mode = "capture"` is a warning: no customer would get a reply;
+    - live mode with a public_url that is not https is a warning (HubSpot calls https only);
+    - the sandbox on a non-loopback address is an error: its demo secrets are public and its
+      admin and console APIs are open.
+    Folder checks are path_problems().
+    """
+    out: list[Finding] = []
+    hs = settings.hubspot
+    if hs.mode == "live":
+        for key, where, cred in _LIVE_NEEDS:
+            if getattr(hs, key):
+                continue
+            fix = (
+                f"put it in {CREDENTIALS_DIR}/{cred} (with hubspot.{key}_file = "
+                f'"{cred}") or in ${_env_of("hubspot", key)}'
+                if cred
+                else f"set hubspot.{key}"
+            )
+            problem = f'not set, and hubspot.mode = "live" needs it (HubSpot: {where})'
+            out.append(Finding("error", f"hubspot.{key}", problem, fix))
+        if settings.relay.mode == "capture":
+            out.append(
+                Finding(
+                    "warning",
+                    "relay.mode",
+                    '"capture" in live mode: replies are kept as files, no customer gets one',
+                    'set relay.mode = "smtp" and relay.host (`mail-gateway send-test` tries it)',
+                )
+            )
+        if not settings.http.public_url.startswith("https://"):
+            out.append(
+                Finding(
+                    "warning",
+                    "http.public_url",
+                    f'"{settings.http.public_url}" is not https: HubSpot sends webhooks and the '
+                    "OAuth redirect only to an https URL",
+                    "put a TLS reverse proxy in front of http.listen and set http.public_url "
+                    "to its https URL",
+                )
+            )
+    elif not _is_loopback(hs.sandbox_listen.host):
+        out.append(
+            Finding(
+                "error",
+                "hubspot.sandbox_listen",
+                f'"{hs.sandbox_listen}" is not a loopback address: the sandbox has public demo '
+                "secrets and open admin and console APIs",
+                "listen on 127.0.0.1 (the rep console through an SSH tunnel)",
+            )
+        )
+    return out
+
+
+def _env_of(section: str, key: str) -> str:
+    f = {f.name: f for f in dataclasses.fields(SECTIONS[section])}[key]
+    return str(f.metadata.get("env", ""))
 
 
 def redacted(settings: Settings) -> dict[str, dict[str, Any]]:

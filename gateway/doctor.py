@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.config import Settings, load_settings
+from gateway.config import CREDENTIALS_DIR, Settings, load_settings
 from gateway.errors import ConfigError, TokenError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -543,9 +545,30 @@ async def hubspot_checks(run: DoctorRun) -> list[Check]:
 # --------------------------------------------------------------------------- the run
 
 
+def check_deployment(settings: Settings) -> list[Check]:
+    """What `config check` asks beyond the file (config.path_problems and
+    config.deployment_findings): one check per finding, its fix naming the key."""
+    from gateway.config import deployment_findings, path_problems
+
+    checks = [
+        Check("paths", FAIL, line.split(": ", 1)[1].split("; ", 1)[0], _path_fix(line))
+        for line in path_problems(settings)
+    ]
+    for f in deployment_findings(settings):
+        status = FAIL if f.level == "error" else WARN
+        checks.append(Check(f.key, status, f.problem, f"{f.key}: {f.fix}"))
+    return checks
+
+
+def _path_fix(line: str) -> str:
+    key = line.split(": ", 2)[1]
+    return f"{key}: " + line.split("; ", 1)[-1]
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     run = DoctorRun(settings)
-    checks = [
+    checks = check_deployment(settings)
+    checks += [
         await check_store(run),
         await check_smtp(run),
         await check_mx(run),
@@ -557,13 +580,48 @@ async def run_checks(settings: Settings) -> list[Check]:
 
 
 def _load(config_path: str) -> Settings | Check:
-    """The settings, or the failed config check that says why not."""
+    """The settings, or the failed config check that says why not: its fix names the keys,
+    and for credentials that cannot be read, how to run doctor with the unit's credentials."""
     try:
         return load_settings(config_path)
     except ConfigError as exc:
-        return Check("config", FAIL, "; ".join(exc.problems), "fix the lines named above")
+        return Check("config", FAIL, "; ".join(exc.problems), config_fix(exc.problems, config_path))
     except OSError as exc:
         return Check("config", FAIL, f"{config_path}: {exc}", "check --config")
+
+
+def config_fix(problems: list[str], config_path: str) -> str:
+    """ "edit PATH: key, key" for ConfigError lines ("FILE: section.key: ..."); when `*_file`
+    credentials cannot be read, also the two ways to read them as the service does."""
+    keys = list(dict.fromkeys(p.split(": ")[1] for p in problems if p.count(": ") >= 2))
+    fix = f"edit {config_path}: {', '.join(keys)}" if keys else f"edit {config_path}"
+    creds = [
+        p.split('"')[1]
+        for p in problems
+        if "_file: " in p and "cannot be read" in p and p.count('"') >= 2
+    ]
+    if creds and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        fix += "; or read the credentials as the service does: " + credentials_hint(
+            config_path, creds
+        )
+    return fix
+
+
+def credentials_hint(config_path: str, names: list[str]) -> str:
+    """The exact commands that give doctor the unit's credentials: as root with
+    --credentials-dir, or with `systemd-run` as the service user with its LoadCredential=
+    lines (systemd-run(1); the files scripts/install.sh creates)."""
+    import shlex
+    import sys
+
+    exe = shutil.which("mail-gateway") or sys.argv[0] or "mail-gateway"
+    relative = [n for n in names if not n.startswith("/")]
+    props = " ".join(f"-p LoadCredential={n}:{CREDENTIALS_DIR}/{n}" for n in relative)
+    cmd = f"{shlex.quote(exe)} --config {shlex.quote(config_path)} doctor"
+    return (
+        f"`{cmd} --credentials-dir {CREDENTIALS_DIR}` (as root), or `systemd-run --pipe --wait "
+        f"--collect -p User=mail-gateway {props} {cmd}`"
+    )
 
 
 def doctor(config_path: str) -> list[Check]:

@@ -36,8 +36,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.config import Listen, Secret, Settings, listener_url, load_settings
-from gateway.errors import GatewayError
+from gateway.config import (
+    Listen,
+    Secret,
+    Settings,
+    deployment_findings,
+    listener_url,
+    load_settings,
+    path_problems,
+)
+from gateway.errors import ConfigError, GatewayError
 from gateway.hubspot.client import HubSpotClient
 from gateway.hubspot.connect import Endpoint, build_client, endpoint_for
 from gateway.hubspot.setup import SETUP_KEY, run_setup
@@ -129,6 +137,9 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
+        problems = path_problems(s)
+        if problems:  # one line naming the key, not SQLite's "unable to open database file"
+            raise ConfigError(problems)
         s.gateway.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(s.lock_path)
         register_secrets(_secrets(s))
@@ -159,6 +170,8 @@ class Gateway:
         self._http_sockets = _bind(s.http.listen, "http.listen")
         self._admin_sockets = _bind(s.admin.listen, "admin.listen")
         self.settings = s = _with_public_url(s, self.http_port)
+        for finding in deployment_findings(s):  # what `config check` says, once at start
+            log.warning("config: %s", finding)
         if s.hubspot.mode == "sandbox":
             from gateway.sandbox import start_sandbox
 
@@ -244,6 +257,20 @@ class Gateway:
         if self.notifier.watchdog_seconds:
             watchdog = self.notifier.watchdog_loop()
             self._tasks.append(asyncio.create_task(watchdog, name="watchdog"))
+        missing = await self._hubspot_missing() if s.hubspot.mode == "live" else ""
+        if missing:
+            # intake stays on (mail is stored and waits for HubSpot); said once, with the fix
+            self.notifier.ready(self.serving())  # the bound ports, as every start says them
+            self.notifier.status(f"HubSpot NOT connected: {missing} ({self.serving()})")
+            log.warning(
+                "mail-gateway running WITHOUT HubSpot: %s; mail is accepted and stored, "
+                "handoffs wait until it is fixed (%s; public URL %s; store %s)",
+                missing,
+                self.serving(),
+                s.http.public_url,
+                s.db_path,
+            )
+            return
         self.notifier.ready(self.serving())
         log.info(
             "mail-gateway ready: %s; public URL %s; store %s",
@@ -251,6 +278,22 @@ class Gateway:
             s.http.public_url,
             s.db_path,
         )
+
+    async def _hubspot_missing(self) -> str:
+        """Live mode, at start: "" when HubSpot accepts our token, else what is missing and
+        how to fix it (one authenticated read, at most START_CHECK_SECONDS)."""
+        timeout = START_CHECK_SECONDS
+        try:
+            async with asyncio.timeout(timeout):
+                await self._hubspot_auth()
+        except TimeoutError:
+            return (
+                f"{self.settings.hubspot.base_url} did not answer within {timeout:g} s; check "
+                "hubspot.base_url and this host's outbound HTTPS, then `mail-gateway doctor`"
+            )
+        except GatewayError as exc:
+            return f"{exc}; then `mail-gateway hubspot check`"
+        return ""
 
     async def _setup_hubspot(self) -> None:
         """With the built-in sandbox, set it up at every start (it is idempotent)."""
@@ -422,6 +465,9 @@ class Gateway:
 
 
 RUNTIME_KEY = "runtime.hubspot"
+# Live mode: how long the start waits for HubSpot to accept the token before READY says
+# "HubSpot NOT connected" (intake is on either way).
+START_CHECK_SECONDS = 5.0
 
 
 def _with_ids(fn):

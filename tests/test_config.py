@@ -48,7 +48,8 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path):
         load_settings(path, environ={})
     assert err.value.problems == [
         'config.toml: hubspot.access_token_file: "missing" cannot be read '
-        "(No such file or directory)"
+        "(No such file or directory); a credential name: the unit's LoadCredential= provides "
+        "it, from a shell pass --credentials-dir /etc/mail-gateway/credentials"
     ]
 
 

@@ -103,3 +103,25 @@ def daemon_line(settings: Settings) -> str:
     if pid is None:
         return f"not running (nothing holds {settings.lock_path}; start `mail-gateway serve`)"
     return f"running (pid {pid})" if pid else "running"
+
+
+def credentials_dir_option(fn: Callable) -> Callable:
+    """`--credentials-dir DIR`: read the config's `*_file` credentials from DIR, as the unit's
+    LoadCredential= hands them to the daemon in $CREDENTIALS_DIRECTORY (systemd.exec(5)), so
+    an admin shell sees what the service sees (e.g. /etc/mail-gateway/credentials, as root)."""
+
+    def use(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value:
+            import os
+
+            os.environ["CREDENTIALS_DIRECTORY"] = value
+
+    return click.option(
+        "--credentials-dir",
+        metavar="DIR",
+        type=click.Path(exists=True, file_okay=False),
+        expose_value=False,
+        is_eager=True,
+        callback=use,
+        help="Read *_file credentials from DIR, as the unit's LoadCredential= provides them.",
+    )(fn)

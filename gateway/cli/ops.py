@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from gateway.cli.common import Context, daemon_line, daemon_pid, friendly_errors, pass_ctx
+from gateway.cli.common import (
+    Context,
+    credentials_dir_option,
+    daemon_line,
+    daemon_pid,
+    friendly_errors,
+    pass_ctx,
+)
 from gateway.cli.output import emit_json, emit_pairs, output_options
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
@@ -50,12 +57,30 @@ def config() -> None:
 
 
 @config.command("check")
+@credentials_dir_option
 @pass_ctx
 @friendly_errors
 def config_check(ctx: Context) -> None:
-    """Validate the configuration file; one line per problem."""
+    """Validate the configuration file and what it needs to run; one line per problem.
+
+    Beyond the file: the folders the daemon writes, live mode's HubSpot credentials, a capture
+    relay or a plain-http public URL in live mode (warnings), a public sandbox. Exit 2 on any
+    error; warnings alone exit 0.
+    """
+    from gateway.config import deployment_findings, path_problems
+    from gateway.errors import ConfigError
+
     s = ctx.settings
-    click.echo(f"{s.source}: ok")
+    label = s.source.name if s.source else ctx.config_path
+    findings = deployment_findings(s)
+    for f in findings:
+        if f.level == "warning":
+            click.echo(f"warning: {label}: {f}", err=True)
+    errors = path_problems(s) + [f"{label}: {f}" for f in findings if f.level == "error"]
+    if errors:
+        raise ConfigError(errors)
+    warned = sum(f.level == "warning" for f in findings)
+    click.echo(f"{s.source}: ok" + (f" ({warned} warning(s) above)" if warned else ""))
 
 
 @config.command("show")
@@ -79,6 +104,7 @@ def config_show(ctx: Context, as_json: bool) -> None:
 
 @click.command()
 @output_options(help="Print the checks as a JSON list.")
+@credentials_dir_option
 @pass_ctx
 def doctor(ctx: Context, as_json: bool) -> None:
     """Check config, store, SMTP, DNS, HubSpot, relay, signatures and knowledge.
