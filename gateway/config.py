@@ -26,7 +26,8 @@ from gateway.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "/etc/mail-gateway/config.toml"
 # Where scripts/install.sh puts the secrets the unit hands over with LoadCredential=
-CREDENTIALS_DIR = "/etc/mail-gateway/credentials"
+CREDENTIALS_FOLDER = "credentials"  # beside the config file
+CREDENTIALS_DIR = "/etc/mail-gateway/" + CREDENTIALS_FOLDER
 DEFAULT_STATE_DIR = "/var/lib/mail-gateway"
 CONFIG_ENV = "MAIL_GATEWAY_CONFIG"
 
@@ -1046,7 +1047,8 @@ def _build_imap(tables, base, environ, label, problems) -> tuple[ImapAccount, ..
     return tuple(accounts)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback IP address (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -1066,7 +1068,7 @@ def _check_imap(accounts, smtp: SmtpSettings, label: str, problems: list[str]) -
         _check_oauth(a, where, problems)
         if not a.folders:
             problems.append(f"{where}.folders: empty; list at least one folder")
-        if a.tls == "none" and a.host and not _is_loopback(a.host):
+        if a.tls == "none" and a.host and not is_loopback(a.host):
             problems.append(
                 f'{where}.tls: "none" is only allowed for a loopback host, not "{a.host}" '
                 "(use implicit or starttls)"
@@ -1123,28 +1125,37 @@ def _phrase(msg: str) -> str:
 
 
 def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secret:
-    """A secret comes from $ENV, then KEY_file (systemd credentials), then the file itself."""
+    """A secret comes from $ENV, then KEY_file, then the key itself.
+
+    KEY_file is a path (relative to the config's folder) or a credential name: the file
+    beside the config, else $CREDENTIALS_DIRECTORY/NAME (the unit's LoadCredential=,
+    systemd.exec(5)), else, outside the service (an admin's shell, where that variable is
+    unset), the `credentials` folder beside the config, which LoadCredential= reads from.
+    """
     env = meta.get("env")
     if env and environ.get(env):
         return Secret(environ[env].strip())
     file_key = f"{key}_file"
     if file_key in table:
-        p = (base / str(table[file_key])).resolve()
+        given = str(table[file_key])
+        p = (base / given).resolve()
         cred_dir = environ.get("CREDENTIALS_DIRECTORY")
-        if not p.exists() and cred_dir:
-            p = Path(cred_dir) / str(table[file_key])
+        if not os.path.exists(p):
+            if cred_dir:
+                p = Path(cred_dir) / given
+            elif os.path.isdir(base / CREDENTIALS_FOLDER):
+                p = base / CREDENTIALS_FOLDER / given
         try:
             return Secret(p.read_text(encoding="utf-8").strip())
         except OSError as exc:
             hint = ""
-            if not Path(str(table[file_key])).is_absolute() and not cred_dir:
+            if not Path(given).is_absolute() and not cred_dir:
                 hint = (
-                    "; a credential name: the unit's LoadCredential= provides it, from a shell "
-                    f"pass --credentials-dir {CREDENTIALS_DIR}"
+                    f"; a credential name: the unit's LoadCredential= provides it, a shell "
+                    f"reads {base / CREDENTIALS_FOLDER}/{given} (as root) or --credentials-dir DIR"
                 )
             problems.append(
-                f'{label}: {name}.{file_key}: "{table[file_key]}" cannot be read '
-                f"({exc.strerror}){hint}"
+                f'{label}: {name}.{file_key}: "{given}" cannot be read ({exc.strerror}){hint}'
             )
             return Secret("")
     if key in table:
@@ -1382,7 +1393,7 @@ def deployment_findings(settings: Settings) -> list[Finding]:
                     "to its https URL",
                 )
             )
-    elif not _is_loopback(hs.sandbox_listen.host):
+    elif not is_loopback(hs.sandbox_listen.host):
         out.append(
             Finding(
                 "error",

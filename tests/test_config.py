@@ -49,7 +49,7 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path):
     assert err.value.problems == [
         'config.toml: hubspot.access_token_file: "missing" cannot be read '
         "(No such file or directory); a credential name: the unit's LoadCredential= provides "
-        "it, from a shell pass --credentials-dir /etc/mail-gateway/credentials"
+        f"it, a shell reads {tmp_path}/credentials/missing (as root) or --credentials-dir DIR"
     ]
 
 

@@ -76,7 +76,7 @@ def test_credentials_are_read_as_the_unit_hands_them_over(tmp_path: Path):
     code, _out, err = run(path, "config", "check")
     assert code == 2
     assert 'hubspot.client_secret_file: "hubspot-client-secret" cannot be read' in err
-    assert "pass --credentials-dir /etc/mail-gateway/credentials" in err
+    assert f"reads {tmp_path}/credentials/hubspot-client-secret (as root)" in err
 
     creds = credentials(tmp_path)
     code, out, err = run(path, "config", "check", "--credentials-dir", str(creds))

@@ -17,11 +17,21 @@ from typing import IO, Any
 
 import click
 
-from gateway.cli import delivery, hubspot, imap, mailbox, ops, recovery, sandbox, sessions
+from gateway.cli import (
+    delivery,
+    hubspot,
+    imap,
+    init,
+    mailbox,
+    ops,
+    recovery,
+    sandbox,
+    sessions,
+)
 from gateway.cli.common import Context
 from gateway.config import default_config_path
 
-FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox)
+FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox, init)
 
 
 def _short_show(self: click.UsageError, file: IO[Any] | None = None) -> None:
