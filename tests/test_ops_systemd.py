@@ -22,7 +22,7 @@ needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is n
 def unit_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart on this venv's binary: verify checks that ExecStart exists."""
     binary = Path(sys.executable).parent / "mail-gateway"
-    text = UNIT.read_text().replace("/usr/local/bin/mail-gateway", str(binary))
+    text = UNIT.read_text().replace("/opt/mail-gateway/venv/bin/mail-gateway", str(binary))
     path = tmp_path / "mail-gateway.service"
     path.write_text(text)
     return path
@@ -61,7 +61,7 @@ def test_unit_has_what_the_issue_asks():
         "StateDirectory=mail-gateway",
         "ConfigurationDirectory=mail-gateway",
         "LoadCredential=",
-        "DynamicUser=yes",
+        "User=mail-gateway",
         "ProtectSystem=strict",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
         "SystemCallFilter=@system-service",

@@ -35,6 +35,13 @@ CREDENTIAL_NAMES = (
     "dkim-key",
     "openai-key",
     "imap-password",
+    # auth = "oauth2" (XOAUTH2 at Microsoft 365 or Google) for the relay and the [[imap]] login
+    "relay-oauth-client-secret",
+    "relay-oauth-refresh-token",
+    "relay-oauth-service-account",
+    "imap-oauth-client-secret",
+    "imap-oauth-refresh-token",
+    "imap-oauth-service-account",
 )
 # secrets init may be given in the environment (never as flags: argv is visible to all)
 SECRET_ENV = {
@@ -88,6 +95,10 @@ def render(a: Answers) -> str:
             f"host = {json.dumps(a.imap_host)}\nuser = {json.dumps(a.imap_user)}\n"
             f'password_file = "imap-password"\nmailbox = {json.dumps(a.addresses[0])}\n'
             'folders = ["INBOX"]\nafter = "seen"\n'
+            '# auth = "oauth2" (Microsoft 365, Google: README): the secrets of its flow\n'
+            'client_secret_file = "imap-oauth-client-secret"\n'
+            'refresh_token_file = "imap-oauth-refresh-token"\n'
+            'service_account_key_file = "imap-oauth-service-account"\n'
         )
     notes = {
         "mx": "the support domain's MX record points at this host (port 25).",
