@@ -27,11 +27,12 @@ from gateway.cli import (
     recovery,
     sandbox,
     sessions,
+    testmail,
 )
 from gateway.cli.common import Context
 from gateway.config import default_config_path
 
-FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox, init)
+FAMILIES = (ops, sessions, recovery, delivery, hubspot, imap, mailbox, sandbox, init, testmail)
 
 
 def _short_show(self: click.UsageError, file: IO[Any] | None = None) -> None:
