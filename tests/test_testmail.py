@@ -194,7 +194,7 @@ async def test_receive_test_against_the_running_daemon(gateway: Gateway, config_
     assert code == 0, out + err
     lines = out.splitlines()
     assert lines[0].startswith(f"accepted by 127.0.0.1:{gateway.smtp_port} for support@example.com")
-    assert lines[1].startswith("stored as mail 2, conversation 2")
+    assert lines[1].startswith("stored as raw mail 2 in conversation 2")
     assert lines[2].startswith("removed again (") and "conversations 1" in lines[2]
     # every trace is gone, the real conversation is untouched, nothing reached the assistant
     assert await gateway.store.read(counts) == before

@@ -202,9 +202,9 @@ def receive_test(
         found = probe.find_received(db, message_id)
     if found["state"] == "quarantined":
         raise click.ClickException(
-            f"mail {found['raw_id']} was quarantined (`mail-gateway quarantine list`)"
+            f"raw mail {found['raw_id']} was quarantined (`mail-gateway quarantine list`)"
         )
-    click.echo(f"stored as mail {found['raw_id']}, conversation {found['conversation_id']}")
+    click.echo(f"stored as raw mail {found['raw_id']} in conversation {found['conversation_id']}")
     if keep:
         return
     with write_transaction(db):
