@@ -191,7 +191,7 @@ def receive_test(
 
     deadline = time.monotonic() + within
     found = probe.find_received(db, message_id)
-    while not (found and (found["conversation_id"] or found["state"] == "quarantined")):
+    while not (found and not found["busy"] and found["state"] in ("processed", "quarantined")):
         if time.monotonic() > deadline:
             where = "stored, not processed yet" if found else "not in the store"
             raise click.ClickException(

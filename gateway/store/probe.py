@@ -17,8 +17,10 @@ _KEYS = ("conversation_id", "raw_id", "message_row_id")
 
 
 def find_received(db: Database, message_id: str) -> dict[str, Any] | None:
-    """{raw_id, state, conversation_id} of the raw mail with this Message-ID (without
-    brackets); conversation_id is None until processing recorded it. None: not received."""
+    """{raw_id, state, conversation_id, busy} of the raw mail with this Message-ID (without
+    brackets); conversation_id is None until processing recorded it; busy counts the jobs
+    about it still queued or running (its process_mail until its hooks are done). None: not
+    received."""
     row = db.execute(
         "SELECT r.id, r.state, m.conversation_id FROM raw_mails r "
         "LEFT JOIN messages m ON m.raw_id = r.id WHERE r.message_id = ? ORDER BY r.id LIMIT 1",
@@ -26,7 +28,12 @@ def find_received(db: Database, message_id: str) -> dict[str, Any] | None:
     ).fetchone()
     if row is None:
         return None
-    return {"raw_id": row[0], "state": row[1], "conversation_id": row[2]}
+    busy = db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND "
+        "(json_extract(payload, '$.raw_id') = ? OR json_extract(payload, '$.conversation_id') = ?)",
+        [row[0], row[2]],
+    ).fetchone()[0]
+    return {"raw_id": row[0], "state": row[1], "conversation_id": row[2], "busy": busy}
 
 
 def remove_probe(db: Database, raw_id: int, conversation_id: int | None) -> dict[str, int]:
