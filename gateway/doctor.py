@@ -50,7 +50,10 @@ def _host(host: str) -> str:
 
 async def check_store(run: DoctorRun) -> Check:
     path = run.settings.db_path
-    fix = f"make {path.parent} writable by the service user and start the daemon once"
+    fix = (
+        f"make gateway.state_dir ({path.parent}) writable by the service user (the unit's "
+        "StateDirectory= does) and start the daemon once"
+    )
     if not path.exists():
         return Check("store", FAIL, f"{path} does not exist", fix)
 
