@@ -20,6 +20,7 @@ from gateway.cli import cli
 from gateway.service import Gateway
 
 from conftest import make_mail, wait_processed, write_config
+from mailservers import mail_servers  # noqa: F401  (fixture)
 
 PASSWORD = "relay-pa55word"
 
@@ -164,6 +165,30 @@ async def test_send_test_reports_a_refusal_and_a_wrong_password(tmp_path: Path, 
     code, out, err = await invoke(config, "send-test", "you@customer.test")
     assert code == 1 and "the relay refused: 535" in err, out
     assert relay.received == []
+
+
+@pytest.mark.slow
+async def test_send_test_through_a_real_postfix_into_the_mailbox(
+    tmp_path: Path,
+    mail_servers,  # noqa: F811
+):
+    config = write_config(
+        tmp_path,
+        f"""
+[relay]
+mode = "smtp"
+host = "127.0.0.1"
+port = {mail_servers.smtp_port}
+tls = "none"
+""",
+    )
+    code, out, err = await invoke(config, "send-test", "bob@customer.test")
+    assert code == 0, out + err
+    assert any(ln.startswith("S: 220 ") and "ESMTP Postfix" in ln for ln in out.splitlines())
+    assert any(ln.startswith("S: 250 2.0.0 Ok: queued as ") for ln in out.splitlines())
+    (msg,) = await mail_servers.wait_for_messages("bob@customer.test", 1)
+    assert msg["Subject"] == "mail-gateway send-test"
+    assert msg["From"] == "support@example.com"
 
 
 async def test_send_test_in_capture_mode_says_nothing_goes_out(tmp_path: Path):
