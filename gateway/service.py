@@ -270,6 +270,8 @@ class Gateway:
                 s.http.public_url,
                 s.db_path,
             )
+            waiting = self._wait_for_hubspot()
+            self._tasks.append(asyncio.create_task(waiting, name="hubspot-wait"))
             return
         self.notifier.ready(self.serving())
         log.info(
@@ -294,6 +296,17 @@ class Gateway:
         except GatewayError as exc:
             return f"{exc}; then `mail-gateway hubspot check`"
         return ""
+
+    async def _wait_for_hubspot(self) -> None:
+        """Live mode, not connected at start: ask again every HUBSPOT_RECHECK_SECONDS (quietly:
+        the start said what is missing); once HubSpot accepts us (`hubspot connect` stored a
+        token), say so once and put the plain status back."""
+        while True:
+            await asyncio.sleep(HUBSPOT_RECHECK_SECONDS)
+            if not await self._hubspot_missing():
+                break
+        self.notifier.status(self.serving())
+        log.info("HubSpot connected: handoffs run (%s)", self.serving())
 
     async def _setup_hubspot(self) -> None:
         """With the built-in sandbox, set it up at every start (it is idempotent)."""
@@ -468,6 +481,8 @@ RUNTIME_KEY = "runtime.hubspot"
 # Live mode: how long the start waits for HubSpot to accept the token before READY says
 # "HubSpot NOT connected" (intake is on either way).
 START_CHECK_SECONDS = 5.0
+# ... and, not connected, how often it asks again until it is
+HUBSPOT_RECHECK_SECONDS = 30.0
 
 
 def _with_ids(fn):

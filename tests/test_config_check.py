@@ -11,14 +11,17 @@ import dataclasses
 import json
 import logging
 import smtplib
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.config import Secret, load_settings
+from gateway.hubspot.connect import OAUTH_KEY
+from gateway.store.queries import kv_set
 
-from conftest import make_mail, running, write_config
+from conftest import make_mail, running, wait_for, write_config
 
 # the CLI's --credentials-dir sets $CREDENTIALS_DIRECTORY; CliRunner restores it afterwards
 NO_CREDS = {"CREDENTIALS_DIRECTORY": None}
@@ -207,6 +210,36 @@ async def test_live_daemon_with_hubspot_connected_says_ready(hub, settings, capl
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.service"]
     assert any(ln.startswith("mail-gateway ready") for ln in lines)
     assert not any("WITHOUT HubSpot" in ln for ln in lines)
+
+
+async def test_live_daemon_says_once_when_hubspot_gets_connected(
+    hub, settings, caplog, tmp_path, monkeypatch
+):
+    import gateway.service
+
+    monkeypatch.setattr(gateway.service, "HUBSPOT_RECHECK_SECONDS", 0.05)
+    info = hub.sandbox.info()
+    live = dataclasses.replace(
+        settings,
+        gateway=dataclasses.replace(settings.gateway, state_dir=tmp_path / "live"),
+        hubspot=dataclasses.replace(settings.hubspot, base_url=info["baseUrl"]),
+    )
+    caplog.set_level(logging.INFO, logger="gateway.service")
+
+    def said(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records if r.name == "gateway.service")
+
+    async with running(live) as gw:
+        assert said("WITHOUT HubSpot") == 1
+        # what `mail-gateway hubspot connect` leaves behind: OAuth tokens in the store
+        tokens = {
+            "access_token": info["staticToken"],
+            "refresh_token": "refresh-1",
+            "expires_at": time.time() + 3600,
+        }
+        await gw.store.write(lambda db: kv_set(db, OAUTH_KEY, json.dumps(tokens)))
+        await wait_for(lambda: said("HubSpot connected"), 10, "the connected line")
+    assert said("WITHOUT HubSpot") == 1 and said("HubSpot connected") == 1
 
 
 def test_settings_load_needs_no_writable_folder(tmp_path: Path):
