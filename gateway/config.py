@@ -1259,7 +1259,7 @@ def _cross_checks(built: dict[str, Any], label: str, problems: list[str]) -> Non
     if smtp.require_tls and not smtp.tls_cert:
         problems.append(f"{label}: smtp.require_tls: true needs smtp.tls_cert and smtp.tls_key")
     admin: AdminSettings = built["admin"]
-    if not _is_loopback(admin.listen.host) and not admin.token:
+    if not is_loopback(admin.listen.host) and not admin.token:
         problems.append(
             f'{label}: admin.listen: "{admin.listen}" is not a loopback address, and /status shows '
             "customer addresses: set admin.token_file (or $MAIL_GATEWAY_ADMIN_TOKEN), or listen "
@@ -1393,14 +1393,15 @@ def deployment_findings(settings: Settings) -> list[Finding]:
                     "to its https URL",
                 )
             )
-    elif not is_loopback(hs.sandbox_listen.host):
+    elif not is_loopback(hs.sandbox_listen.host) and not settings.sandbox.allow_public:
         out.append(
             Finding(
                 "error",
                 "hubspot.sandbox_listen",
                 f'"{hs.sandbox_listen}" is not a loopback address: the sandbox has public demo '
                 "secrets and open admin and console APIs",
-                "listen on 127.0.0.1 (the rep console through an SSH tunnel)",
+                "listen on 127.0.0.1 (the rep console through an SSH tunnel), or set "
+                "sandbox.allow_public = true with sandbox.admin_token if it is on purpose",
             )
         )
     return out

@@ -216,8 +216,19 @@ def test_encoded_text_round_trips(text, label):
         and data.decode("utf-8", "ignore").encode() == data
     ):
         return  # valid UTF-8 under a Latin-1 label is read as UTF-8 (test_labels_...)
+    got = decode_text(data, label).text
+    if codec == "iso-2022-jp-ms":
+        # Microsoft's table maps six JIS X 0208 cells elsewhere than JIS's own (CP932 reads
+        # 0x2171 as U+FFE0, not U+00A2): the only differences over all 94x94 cells
+        got = got.translate(MICROSOFT_TO_JIS)
     # what the label's own decoder reads (CP932 reads U+00AC back as U+FFE2, say)
-    assert decode_text(data, label).text == data.decode(python_codec)
+    assert got == data.decode(python_codec)
+
+
+MICROSOFT_TO_JIS = str.maketrans(
+    {"\uff5e": "\u301c", "\u2225": "\u2016", "\uff0d": "\u2212", "\uffe0": "\xa2",
+     "\uffe1": "\xa3", "\uffe2": "\xac"}
+)  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)

@@ -170,6 +170,15 @@ def test_the_sandbox_on_a_public_address_is_refused(tmp_path: Path):
     code, _out, err = run(path, "config", "check")
     assert code == 2
     assert 'hubspot.sandbox_listen: "0.0.0.0:8026" is not a loopback address' in err
+    # on purpose (issue 16 item 7): allowed only with a token on its admin and console APIs
+    public = path.read_text() + "\n[sandbox]\nallow_public = true\n"
+    path.write_text(public)
+    code, _out, err = run(path, "config", "check")
+    assert code == 2
+    assert "sandbox.admin_token: needed with sandbox.allow_public = true" in err
+    path.write_text(public + 'admin_token = "a-long-t0ken-for-the-console"\n')
+    code, _out, err = run(path, "config", "check")
+    assert "hubspot.sandbox_listen" not in err and "sandbox.admin_token" not in err, err
 
 
 async def test_live_daemon_without_hubspot_keeps_intake_on_and_says_what_is_missing(

@@ -35,6 +35,7 @@ CREDENTIAL_NAMES = (
     "dkim-key",
     "openai-key",
     "imap-password",
+    "admin-token",
     # auth = "oauth2" (XOAUTH2 at Microsoft 365 or Google) for the relay and the [[imap]] login
     "relay-oauth-client-secret",
     "relay-oauth-refresh-token",
