@@ -35,7 +35,7 @@ from gateway.pipeline.assistant.knowledge import (
     parse_article,
 )
 from gateway.pipeline.assistant.llm import OpenAIBackend, parse_answer
-from gateway.pipeline.assistant.signals import analyse, language, sentiment
+from gateway.pipeline.assistant.signals import analyse, label, language, sentiment
 from gateway.pipeline.assistant.summary import extractive_summary, identifiers
 
 from conftest import write_config
@@ -396,3 +396,23 @@ async def test_openai_http_error_escalates(aiohttp_server, kb):
 def test_parse_answer_accepts_a_fenced_json_block():
     d = parse_answer(_completion('```json\n{"action": "reply", "reply_markdown": "Hi"}\n```'))
     assert d.action == REPLY and d.markdown == "Hi"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This is terrible, I am really angry",
+        "Thanks for the reply. This is terrible, I am really angry. Regards, Bob",
+        "I ordered the blue jacket last week and it has not arrived.\nThis is frustrating!\n"
+        "Could you check the tracking number? Thanks, I appreciate it.",
+        "The app works. The export is broken again and I lost a day of work. Please fix it.",
+    ],
+)
+def test_sentiment_by_sentence_scores_as_vader_does_in_one_pass(text):
+    """Sentence by sentence (linear time), the valences add up to VADER's whole-text compound."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    whole = SentimentIntensityAnalyzer().polarity_scores(text)["compound"]
+    score, lbl = sentiment(text)
+    assert abs(score - whole) < 0.12, (score, whole)  # "!" and "?" emphasis is per sentence
+    assert lbl == label(whole)

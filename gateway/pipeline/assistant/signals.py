@@ -11,6 +11,7 @@ sentiment is "not assessed". The escalation rule (rules.py) and the handoff comm
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ _RELIABLE = frozenset({"en"})  # the languages VADER's lexicon covers
 # "refund now" (en 0.21) or "Danke, super" (eo 0.08) are guesses; "This is terrible." is en 0.36
 MIN_LANGUAGE_CONFIDENCE = 0.3
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_VADER_ALPHA = 15.0  # vaderSentiment.normalize's alpha
 _lock = threading.Lock()
 
 
@@ -83,13 +86,33 @@ def _identifier():
 
 
 def sentiment(text: str) -> tuple[float, str]:
-    """(compound score, label) of the text."""
+    """(compound score, label) of the text: VADER's compound, -1 .. 1.
+
+    VADER's cost grows with the square of the text's length (16 ms of CPU for 5,000
+    characters, about as much as the rest of processing a mail together), so it scores each
+    sentence, as its README advises for longer texts, and adds the sentences' valences back into
+    one compound with VADER's own normalisation, compound = x / sqrt(x² + 15): a single sentence
+    scores exactly as before, several add up as they would in one pass (only the cross-sentence
+    "but" and punctuation emphasis are per sentence now).
+    """
     text = (text or "").strip()
     if not text:
         return 0.0, NEUTRAL
-    with _lock:  # the analyzer is not documented as thread-safe; it is fast anyway
-        score = float(_analyzer().polarity_scores(text[:5000])["compound"])
+    total = 0.0
+    with _lock:  # the analyzer is not documented as thread-safe
+        analyzer = _analyzer()
+        for part in _SENTENCE_END.split(text[:5000]):
+            if part.strip():
+                total += _valence(float(analyzer.polarity_scores(part)["compound"]))
+    score = total / math.sqrt(total * total + _VADER_ALPHA)
     return round(score, 4), label(score)
+
+
+def _valence(compound: float) -> float:
+    """The summed valence x that VADER normalised into `compound` (the inverse of
+    x / sqrt(x² + alpha)); compound is clamped short of ±1, where the inverse diverges."""
+    c = max(-0.9999, min(0.9999, compound))
+    return c * math.sqrt(_VADER_ALPHA) / math.sqrt(1 - c * c)
 
 
 def language(text: str) -> str:
