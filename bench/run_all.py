@@ -91,10 +91,12 @@ def main() -> None:
         r = classify.run()
         print("### Classification (tests/data/labelled)\n")
         print(classify.table(r))
+        print("\n### Classification, held-out set (tests/data/labelled/holdout)\n")
+        print(classify.holdout_table())
         print()
     if "trimming" in only:
         r = trimming.run(1 if q else 5)
-        print("### Reply trimming (tests/data/labelled/replies)\n")
+        print("### Reply trimming (tests/data/labelled/replies and holdout/replies)\n")
         print(trimming.table(r))
         save("trimming", r)
         print()
