@@ -93,13 +93,35 @@ def test_auto_submitted_no_is_not_auto_reply() -> None:
         "Réponse automatique : Order 4711 missing",
         "Respuesta automática: Order 4711 missing",
         "Autosvar: Order 4711 missing",
-        "AW: Automatic reply: Order 4711",
+        "Automatic reply",
+        "Out of office until Monday",
     ],
 )
 def test_out_of_office_subjects(subject: str) -> None:
     raw = mail_of(CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}"))
     annotations = classify(parse_mail(raw))
     assert OUT_OF_OFFICE in annotations and AUTO_REPLY in annotations
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "AW: Automatic reply: Order 4711",  # a person answers a colleague's out-of-office
+        "Re: Automatic reply: Invoice 2026-118",
+        "Auto-reply rules in your app are not working",  # the words open a sentence
+        "Automatische Antwort funktioniert nicht",
+    ],
+)
+def test_people_replying_to_or_writing_about_auto_replies(subject: str) -> None:
+    raw = mail_of(CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}"))
+    assert classify(parse_mail(raw)) == frozenset()
+    # the same subject with an auto-reply's headers is an auto-reply (an auto-reply to an
+    # auto-reply keeps the first one's subject behind its own prefix)
+    auto = mail_of(
+        CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}")
+        + "Auto-Submitted: auto-replied\n"
+    )
+    assert AUTO_REPLY in classify(parse_mail(auto))
 
 
 def test_weak_absence_subject_needs_auto_reply_headers() -> None:
@@ -184,12 +206,84 @@ def test_bounce_with_original_message_id() -> None:
         ("X-Failed-Recipients: john@customer.example\n", "Order"),
         ("", "Delivery Status Notification (Failure)"),
         ("", "Mail delivery failed: returning message to sender"),
-        ("", "Undeliverable: Order 4711"),
     ],
 )
 def test_bounce_headers_and_subjects(extra: str, subject: str) -> None:
     headers = CUSTOMER.replace("Subject: Order 4711 missing", f"Subject: {subject}") + extra
     assert BOUNCE in classify(parse_mail(mail_of(headers)))
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "body"),
+    [
+        # postmaster@ is a mailbox the mail admin reads: a person's question stays a person's
+        (
+            "Postmaster <postmaster@small-firm.example>",
+            "Your newsletter is going to our spam folder",
+            "Hello,\n\nyour SPF record misses your sending service. Please fix it.\n\nKlaus\n",
+        ),
+        ("Bob <postmaster@example.com>", "Please enjoy this link", "http://x.example/a\n"),
+        # Exchange's subject prefix, typed by a person about a parcel
+        (
+            "Heike Wolf <heike.wolf@beispiel.example>",
+            "Unzustellbar: Paket 88301?",
+            "Guten Tag,\n\nmein Paket ist laut Tracking unzustellbar. Bitte neu zustellen.\n",
+        ),
+        # a weak subject and one bounce phrase in the person's own sentence
+        (
+            "Ana Souza <ana.souza@exemplo.example>",
+            "Mail delivery failed when I reply to you",
+            'Whenever I reply I get "Mail delivery failed" back. Is my domain blocked?\n',
+        ),
+    ],
+)
+def test_people_with_a_machine_looking_sender_or_subject_are_people(
+    sender: str, subject: str, body: str
+) -> None:
+    from gateway.pipeline.classify import HUMAN, mail_class
+
+    headers = CUSTOMER.replace("John Doe <john.doe@customer.example>", sender).replace(
+        "Subject: Order 4711 missing", f"Subject: {subject}"
+    )
+    envelope = sender.rsplit("<", 1)[1].rstrip(">")
+    annotations = classify(parse_mail(mail_of(headers, body)), envelope_from=envelope)
+    assert mail_class(annotations) == HUMAN
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "body"),
+    [
+        # the same signs with one more: a bounce phrase, a bounce subject, a machine name
+        (
+            "Postmaster <postmaster@mx.example>",
+            "Undeliverable Mail",
+            "Invalid final delivery userid: john@customer.example\n",
+        ),
+        (
+            "post_master@vtext.example",
+            "Re:Test message",
+            "Error: Invalid user address\n550 - Requested action not taken: no such user here\n",
+        ),
+        (
+            "System Administrator <admin@mx.example>",
+            "Unzustellbar: Order 4711",
+            "Ihre Nachricht hat einige oder alle Empfänger nicht erreicht.\n",
+        ),
+        (
+            "Mail Admin <mail@host.example>",
+            "Mail delivery failed",
+            "Your message could not be delivered. 550 5.1.1 User unknown\n",
+        ),
+        # a postmaster's report whose MIME structure left no readable text
+        ("post_master@vtext.example", "Re:Test message", ""),
+    ],
+)
+def test_machine_signs_together_still_make_a_bounce(sender: str, subject: str, body: str) -> None:
+    headers = CUSTOMER.replace("John Doe <john.doe@customer.example>", sender).replace(
+        "Subject: Order 4711 missing", f"Subject: {subject}"
+    )
+    envelope = sender.rsplit("<", 1)[-1].rstrip(">")
+    assert BOUNCE in classify(parse_mail(mail_of(headers, body)), envelope_from=envelope)
 
 
 def test_null_envelope_sender_is_bounce_but_unknown_is_not() -> None:
@@ -431,6 +525,53 @@ def test_a_forwarded_auto_acknowledgement_is_a_persons_mail() -> None:
         body.split("\n\n", 1)[1],
     )
     annotations = classify(parse_mail(unforwarded), envelope_from="support@vendor.test")
+    assert mail_class(annotations) == "auto_acknowledgement"
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "extra", "body"),
+    [
+        (
+            "Klantenservice <klantenservice@winkel.example>",
+            "Uw vraag is ontvangen (ticketnummer 220815)",
+            "",
+            "Beste klant,\n\nWij hebben uw vraag ontvangen onder ticketnummer 220815.\n",
+        ),
+        (
+            "Help Desk <helpdesk@tailspin.example>",
+            "[Ticket #1187] Outlook keeps asking for password",
+            "",
+            "Your ticket has been submitted and will be reviewed by the IT team. Ticket #1187.\n",
+        ),
+        (
+            "SysAid <sysaid@proseware.example>",
+            "Service Record #5527 has been opened",
+            "",
+            "Service Record #5527 was opened on your behalf.\n",
+        ),
+        (
+            "Jira <jira@desk.example>",
+            "[JIRA] (SUP-4821) Printer offline",
+            "",
+            'Your request SUP-4821 "Printer on floor 3 is offline" has been received.\n',
+        ),
+        # under "Re:" the auto-reply header says it is automatic
+        (
+            "Lamna Shop <support@lamna.example>",
+            "Re: Where is my order?",
+            "X-Autoreply: yes\n",
+            "We have received your request (#88213) and will reply within 48 hours.\n",
+        ),
+    ],
+)
+def test_auto_acknowledgement_kinds(sender: str, subject: str, extra: str, body: str) -> None:
+    from gateway.pipeline.classify import mail_class
+
+    headers = CUSTOMER.replace("John Doe <john.doe@customer.example>", sender).replace(
+        "Subject: Order 4711 missing", f"Subject: {subject}"
+    )
+    envelope = sender.rsplit("<", 1)[1].rstrip(">")
+    annotations = classify(parse_mail(mail_of(headers + extra, body)), envelope_from=envelope)
     assert mail_class(annotations) == "auto_acknowledgement"
 
 
