@@ -83,6 +83,27 @@ def test_german_outlook_case_is_not_escalated_for_sentiment() -> None:
         ("Hi,\n\nOn Monday I wrote:\n\n- one\n- two", "Hi,\n\nOn Monday I wrote:\n\n- one\n- two"),
         ("Am Montag schrieb ich Ihnen:\n\nbitte", "Am Montag schrieb ich Ihnen:\n\nbitte"),
         ("Change it\nFrom: old@x.test\nTo: new@x.test\n\nThanks", None),
+        # kinds the held-out talon replies showed
+        ("ok\n\n-----Reply Message-----\n\nold", "ok"),  # a dashed separator's other words
+        ("ok\n\n-----Antwort Nachricht-----\n\nold", "ok"),
+        ("ok\n\n------On 12/29/1987 17:32 PM, Bob wrote-----\n\nold", "ok"),
+        ("ok\n\nSent from Samsung Mobile Bob <b@x.test> wrote:\n\n> old", "ok"),
+        ("ok\n2011/4/7 Bob Smith <b@x.test>\n\n> old", "ok"),  # date, name, address: no verb
+        ("ok\n\n2014-10-17 11:28 GMT+03:00 Bob <\nb@x.test>:\n\n> old", "ok"),
+        (
+            "ok\n\nOp 17-feb.-2015, om 13:18 heeft Bob <b@x.test> het volgende geschreven:\n\nold",
+            "ok",
+        ),
+        ("ok\n\nDate: Wed, 16 May 2012 00:15:02 -0600\nTo: b@x.test", "ok"),
+        ("ok On Wed, Apr 4, 2012 at 3:59 PM, b@x.test wrote:\n> old", "ok"),  # on one line
+        ("a\nb - c--- On Wed, Apr 4, 2012 at 3:59 PM, b@x.test wrote:\n> old", "a\nb - c"),
+        ("ok\n\nOn Mon, Bob wrote:\n\n> see (http://x.test/a\n_b=1)\n>\n", "ok"),  # wrapped link
+        ("ok\n\nOn Mon, Bob wrote:\n\n> a\n (http://x.test/a) >\n> b\n", "ok"),
+        ("Visit us\n>>> http://x.test <<<\nthanks", None),  # an arrow banner is not a quote
+        ("ok\n\n> On Mon, 4 May 2026, Bob Smith <\n> b@x.test> wrote:\n> old", "ok"),
+        # what stays the customer's: a date in their sentence, "On" without a quote below
+        ("We met On Monday, 4 May and I wrote:\n\n- one\n- two", None),
+        ("Date: Monday\nTo: all staff\n\nparty at 5", None),
     ],
 )
 def test_shapes(text: str, expected: str | None) -> None:
@@ -118,3 +139,11 @@ def test_sentiment_counts_only_for_a_confidently_english_text() -> None:
     assert language("Wo ist mein Paket? Die Lieferung ist nicht angekommen.") == "de"
     assert sentiment_reliable("en")
     assert not sentiment_reliable("de") and not sentiment_reliable("")
+
+
+def test_a_huge_quoted_line_is_trimmed_in_linear_time() -> None:
+    # github/email_reply_parser's email_long_quote: a quoted line of 700 KB of ">" only. A
+    # pattern that backtracked on it took 30 s per mail and timed out intake; the trimmer must
+    # stay linear (no timing asserted: a quadratic pass would not end within pytest's timeout).
+    text = "Hi\n\n" + ">" * 300_000 + "\n" + "> x <" * 50_000 + "\n"
+    assert reply_text(text) == "Hi"
