@@ -25,10 +25,9 @@ HTML above that mark, as text: the structure holds where the words of a header a
 the rest of a link the client wrapped onto an unquoted line, and the text written below or
 between them is kept (an interleaved reply); a ">>> banner <<<" is text, not a quote. Mobile
 signatures ("Sent from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信", …) and an
-RFC 3676 signature
-("-- ") at the end are removed. Lists, blank lines and line breaks inside the new text are kept
-as they are. When nothing is left (a forward with no words of its own), the whole text is
-returned, so a forward's content still reaches the rep.
+RFC 3676 signature ("-- ") at the end are removed. Lists, blank lines and line breaks inside
+the new text are kept as they are. When nothing is left (a forward with no words of its own),
+the whole text is returned, so a forward's content still reaches the rep.
 """
 
 from __future__ import annotations
