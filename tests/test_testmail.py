@@ -168,6 +168,28 @@ async def test_send_test_reports_a_refusal_and_a_wrong_password(tmp_path: Path, 
     assert relay.received == []
 
 
+async def test_send_test_names_relay_username_when_the_relay_offers_no_auth(tmp_path: Path):
+    """A relay that offers no AUTH while relay.username is set (typically: AUTH only after
+    STARTTLS) is one line naming the keys, not smtplib's "SMTP AUTH extension not supported"."""
+    handler = Relay()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTPProtocol(handler, hostname="relay.test"), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        (tmp_path / "relay-password").write_text(PASSWORD)
+        code, out, err = await invoke(
+            relay_config(tmp_path, port), "send-test", "you@customer.test"
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert code == 1 and "C: ehlo gw.example.com" in out
+    assert "offers no AUTH but relay.username is set ('gw')" in err
+    assert 'relay.tls = "starttls"' in err and "Traceback" not in err
+    assert handler.received == []
+
+
 @pytest.mark.slow
 async def test_send_test_through_a_real_postfix_into_the_mailbox(
     tmp_path: Path,

@@ -123,6 +123,13 @@ def send_test(ctx: Context, address: str, sender: str | None) -> None:
         if r.tls == "starttls":
             client.starttls(context=context)
             client.ehlo(s.gateway.hostname)
+        if r.username and not client.has_extn("auth"):
+            raise click.ClickException(
+                f"relay {r.host}:{r.port} offers no AUTH but relay.username is set "
+                f"({r.username!r}): most relays offer AUTH only after STARTTLS (relay.tls = "
+                '"starttls" on port 587, "implicit" on 465); a relay that trusts this host '
+                'needs relay.username = ""'
+            )
         if r.username:
             client.login(r.username, str(r.password))
         client.sendmail(frm, [to], raw)
