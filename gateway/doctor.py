@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gateway.config import CREDENTIALS_DIR, Settings, load_settings
@@ -39,6 +41,20 @@ class DoctorRun:
     ids: Any = None  # HubSpotIds from the store
     store: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def open_store(self) -> Any:
+        """The gateway's Store, or, before the daemon has created it, an empty one in a
+        scratch folder (no stored tokens): doctor never creates gateway.state_dir's database,
+        which would belong to whoever ran doctor (root) instead of the service user."""
+        from gateway.store.db import Store
+
+        path = self.settings.db_path
+        if not path.exists():
+            if self.scratch is None:
+                self.scratch = tempfile.TemporaryDirectory(prefix="mail-gateway-doctor-")
+            path = Path(self.scratch.name) / path.name
+        return Store(path)
 
 
 def _host(host: str) -> str:
@@ -201,13 +217,12 @@ OAUTH_FIX = (
 async def _relay_login(run: DoctorRun, client: Any) -> None:
     from gateway.mailauth.tokens import TokenSource
     from gateway.relay.sender import RelaySender
-    from gateway.store.db import Store
 
     r = run.settings.relay
     if r.auth != "oauth2":
         await RelaySender(r).authenticate(client)
         return
-    store = Store(run.settings.db_path)
+    store = run.open_store()
     try:
         await RelaySender(r, tokens=TokenSource.for_relay(r, store)).authenticate(client)
     finally:
@@ -220,9 +235,8 @@ async def check_mailboxes(run: DoctorRun) -> list[Check]:
         return []
     from gateway.intake.imap_client import close, connect
     from gateway.mailauth.tokens import TokenSource
-    from gateway.store.db import Store
 
-    store = Store(run.settings.db_path)
+    store = run.open_store()
     checks = []
     try:
         for a in run.settings.imap:
@@ -322,7 +336,6 @@ async def _connect_hubspot(run: DoctorRun) -> Check:
     from gateway.hubspot.api import required_scopes
     from gateway.hubspot.connect import build_client, endpoint_for, sandbox_info_from, token_info
     from gateway.hubspot.errors import HubSpotError
-    from gateway.store.db import Store
 
     s = run.settings
     fix_token = (
@@ -334,7 +347,7 @@ async def _connect_hubspot(run: DoctorRun) -> Check:
     except HubSpotError as exc:
         return Check("hubspot_token", FAIL, exc.message, "start the daemon (it runs the sandbox)")
     ep = endpoint_for(s, info)
-    run.store = Store(s.db_path)
+    run.store = run.open_store()
     run.client = client = build_client(s, run.store, ep)
     try:
         async with asyncio.timeout(20):
@@ -579,6 +592,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += await hubspot_checks(run)
     checks += [await check_relay(run), *await check_mailboxes(run)]
     checks += [await check_signatures(run), await check_knowledge(run)]
+    if run.scratch is not None:
+        run.scratch.cleanup()
     return checks
 
 

@@ -113,23 +113,44 @@ def test_doctor_names_the_key_and_the_way_to_read_the_units_credentials(tmp_path
     )
 
 
-def test_doctor_warns_on_a_capture_relay_in_live_mode(tmp_path: Path):
-    path = live_config(tmp_path, relay='mode = "capture"')
+def doctor_offline(tmp_path: Path, **live: str) -> tuple[Path, Path]:
+    """A live config whose HubSpot is a closed port (assistant off) and its credentials."""
+    path = live_config(tmp_path, **live)
     path.write_text(path.read_text() + '\n[assistant]\nbackend = "off"\n')
     text = path.read_text().replace(
         'mode = "live"', 'mode = "live"\nbase_url = "http://127.0.0.1:9"'
     )
     path.write_text(text)
-    creds = credentials(tmp_path)
+    return path, credentials(tmp_path)
+
+
+def doctor_json(path: Path, creds: Path) -> dict[str, dict[str, str]]:
     result = CliRunner().invoke(
         cli,
         ["--config", str(path), "doctor", "--json", "--credentials-dir", str(creds)],
         env=NO_CREDS,
     )
-    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    return {c["name"]: c for c in json.loads(result.stdout)}
+
+
+def test_doctor_warns_on_a_capture_relay_in_live_mode(tmp_path: Path):
+    checks = doctor_json(*doctor_offline(tmp_path, relay='mode = "capture"'))
     assert checks["config"]["status"] == "ok"
     assert checks["relay.mode"]["status"] == "warn"
     assert checks["relay.mode"]["fix"].startswith('relay.mode: set relay.mode = "smtp"')
+
+
+def test_doctor_before_the_first_start_does_not_create_the_store(tmp_path: Path):
+    """Run as root before `systemctl start`, doctor says the store does not exist and leaves it
+    so (a database it created would be root's, not the service user's), also on a second run."""
+    path, creds = doctor_offline(tmp_path)
+    db = load_settings(path, {"CREDENTIALS_DIRECTORY": str(creds)}).db_path
+    for _ in range(2):
+        checks = doctor_json(path, creds)
+        assert checks["store"]["status"] == "fail"
+        assert checks["store"]["detail"] == f"{db} does not exist"
+        assert "not connected" in checks["hubspot_token"]["detail"]
+        assert not db.exists()
 
 
 def test_a_state_dir_that_cannot_be_created_is_named_and_serve_says_so(tmp_path: Path):
