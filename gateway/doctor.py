@@ -334,8 +334,15 @@ async def _connect_hubspot(run: DoctorRun) -> Check:
     gateway.hubspot.api.required_scopes(); a missing one fails, naming the scopes and the fix.
     """
     from gateway.hubspot.api import required_scopes
-    from gateway.hubspot.connect import build_client, endpoint_for, sandbox_info_from, token_info
+    from gateway.hubspot.connect import (
+        OAUTH_KEY,
+        build_client,
+        endpoint_for,
+        sandbox_info_from,
+        token_info,
+    )
     from gateway.hubspot.errors import HubSpotError
+    from gateway.store.queries import kv_get
 
     s = run.settings
     fix_token = (
@@ -349,6 +356,16 @@ async def _connect_hubspot(run: DoctorRun) -> Check:
     ep = endpoint_for(s, info)
     run.store = run.open_store()
     run.client = client = build_client(s, run.store, ep)
+    if not ep.token and not await run.store.read(lambda db: kv_get(db, OAUTH_KEY)):
+        run.notes["token_failed"] = True
+        return Check(
+            "hubspot_token",
+            FAIL,
+            "not connected: no OAuth tokens in the store and hubspot.access_token_file is empty",
+            "run `mail-gateway hubspot connect` and approve (the running daemon picks the "
+            "tokens up within 30 s), or put a private app token in hubspot.access_token_file "
+            "and restart",
+        )
     try:
         async with asyncio.timeout(20):
             await client.call("owners_list", params={"limit": 1})

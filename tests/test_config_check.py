@@ -149,7 +149,11 @@ def test_doctor_before_the_first_start_does_not_create_the_store(tmp_path: Path)
         checks = doctor_json(path, creds)
         assert checks["store"]["status"] == "fail"
         assert checks["store"]["detail"] == f"{db} does not exist"
-        assert "not connected" in checks["hubspot_token"]["detail"]
+        token = checks["hubspot_token"]
+        assert token["detail"] == (
+            "not connected: no OAuth tokens in the store and hubspot.access_token_file is empty"
+        )
+        assert "`mail-gateway hubspot connect`" in token["fix"] and "restart" in token["fix"]
         assert not db.exists()
 
 
