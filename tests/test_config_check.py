@@ -221,6 +221,7 @@ async def test_live_daemon_without_hubspot_keeps_intake_on_and_says_what_is_miss
     without = [ln for ln in lines if "WITHOUT HubSpot" in ln]
     assert len(without) == 1
     assert "run `mail-gateway hubspot connect`" in without[0]
+    assert "private app token in hubspot.access_token_file" in without[0]
     assert not any(ln.startswith("mail-gateway ready") for ln in lines)
     # what config check names is logged once at start too
     assert sum("config: hubspot.client_secret: not set" in ln for ln in lines) == 1

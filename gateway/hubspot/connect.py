@@ -91,7 +91,7 @@ def oauth_token(store: Store, ep: Endpoint) -> TokenSource:
             raise HubSpotAuthError(
                 401,
                 "HubSpot is not connected: run `mail-gateway hubspot connect` "
-                "(or set hubspot.access_token)",
+                "(or put a private app token in hubspot.access_token_file)",
             )
         tokens = json.loads(raw)
         if force_refresh or tokens.get("expires_at", 0) - 60 < time.time():
