@@ -1090,7 +1090,10 @@ def _build_section(name, cls, table, base, environ, label, problems):
     secret_files = {f"{k}_file" for k, f in fields.items() if f.metadata["kind"] == "secret"}
     for key in table:
         if key not in fields and key not in secret_files:
-            problems.append(f"{label}: {name}.{key}: unknown key (known: {', '.join(fields)})")
+            known = ", ".join(
+                f"{k} (or {k}_file)" if f"{k}_file" in secret_files else k for k in fields
+            )
+            problems.append(f"{label}: {name}.{key}: unknown key (known: {known})")
     values: dict[str, Any] = {}
     for key, f in fields.items():
         meta = f.metadata

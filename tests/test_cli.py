@@ -122,6 +122,17 @@ def test_config_check_reports_every_problem(tmp_path: Path):
     assert "Traceback" not in err
 
 
+def test_an_unknown_key_lists_the_file_form_of_secrets(tmp_path: Path):
+    # README and the example name sandbox.admin_token_file; the list of known keys says so
+    bad = write_config(tmp_path, '\n[sandbox]\nlisten = "0.0.0.0:8026"\n')
+    code, _out, err = run(bad, "config", "check")
+    assert code == 2
+    assert (
+        "sandbox.listen: unknown key (known: allow_public, admin_token (or admin_token_file))"
+        in err
+    )
+
+
 def test_config_check_missing_file(tmp_path: Path):
     code, _out, err = run(tmp_path / "nope.toml", "config", "check")
     assert code == 2 and "no such file" in err and "Traceback" not in err
