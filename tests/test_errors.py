@@ -47,6 +47,8 @@ def test_errors_inherit_the_builtin_they_mean():
     auth = HubSpotError.from_response(401, {"message": "expired"}, "GET", "/x")
     assert isinstance(auth, HubSpotAuthError) and isinstance(auth, PermissionError)
     assert str(auth) == "HubSpot 401: GET /x: expired"  # not OSError's "[Errno …]" form
+    # raised before any HTTP call (not connected): no status code that HubSpot never sent
+    assert str(HubSpotAuthError(0, "not connected")) == "HubSpot: not connected"
     missing = HubSpotError.from_response(404, {"message": "no contact"}, "GET", "/c")
     assert isinstance(missing, HubSpotNotFound) and isinstance(missing, NotFound)
     assert isinstance(missing, HubSpotPermanentError)  # still a dead letter, not a retry

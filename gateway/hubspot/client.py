@@ -408,8 +408,8 @@ def static_token(token: str) -> TokenSource:
     async def source(force_refresh: bool) -> str:
         if not token:
             raise HubSpotAuthError(
-                401,
-                "no HubSpot access token configured (hubspot.access_token or "
+                0,
+                "no HubSpot access token configured (hubspot.access_token_file or "
                 "$HUBSPOT_ACCESS_TOKEN, or run `mail-gateway hubspot connect`)",
             )
         return token

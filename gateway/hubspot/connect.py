@@ -89,7 +89,7 @@ def oauth_token(store: Store, ep: Endpoint) -> TokenSource:
         raw = await store.read(lambda db: kv_get(db, OAUTH_KEY))
         if not raw:
             raise HubSpotAuthError(
-                401,
+                0,
                 "HubSpot is not connected: run `mail-gateway hubspot connect` "
                 "(or put a private app token in hubspot.access_token_file)",
             )

@@ -38,7 +38,9 @@ class HubSpotError(GatewayError):
         where = f"{method} {path}: " if method else ""
         extra = f" [{category}]" if category else ""
         cid = f" (correlationId {correlation_id})" if correlation_id else ""
-        super().__init__(f"HubSpot {status}{extra}: {where}{message}{cid}")
+        # status 0: raised here, before any HTTP call (not connected, sandbox down): no code
+        head = f"HubSpot {status}" if status else "HubSpot"
+        super().__init__(f"{head}{extra}: {where}{message}{cid}")
 
     @classmethod
     def from_response(cls, status: int, body: Any, method: str, path: str) -> HubSpotError:
