@@ -1142,12 +1142,15 @@ def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secr
     if file_key in table:
         given = str(table[file_key])
         p = (base / given).resolve()
+        tried = [p]
         cred_dir = environ.get("CREDENTIALS_DIRECTORY")
         if not os.path.exists(p):
             if cred_dir:
                 p = Path(cred_dir) / given
             elif os.path.isdir(base / CREDENTIALS_FOLDER):
                 p = base / CREDENTIALS_FOLDER / given
+            if p != tried[0]:
+                tried.append(p)
         try:
             return Secret(p.read_text(encoding="utf-8").strip())
         except OSError as exc:
@@ -1157,8 +1160,10 @@ def _load_secret(name, key, table, meta, base, environ, label, problems) -> Secr
                     f"; a credential name: the unit's LoadCredential= provides it, a shell "
                     f"reads {base / CREDENTIALS_FOLDER}/{given} (as root) or --credentials-dir DIR"
                 )
+            where = " or ".join(str(t) for t in tried)
             problems.append(
-                f'{label}: {name}.{file_key}: "{given}" cannot be read ({exc.strerror}){hint}'
+                f'{label}: {name}.{file_key}: "{given}" cannot be read ({exc.strerror}: '
+                f"looked for {where}){hint}"
             )
             return Secret("")
     if key in table:

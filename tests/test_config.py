@@ -48,9 +48,18 @@ def test_unreadable_secret_file_is_reported(tmp_path: Path):
         load_settings(path, environ={})
     assert err.value.problems == [
         'config.toml: hubspot.access_token_file: "missing" cannot be read '
-        "(No such file or directory); a credential name: the unit's LoadCredential= provides "
-        f"it, a shell reads {tmp_path}/credentials/missing (as root) or --credentials-dir DIR"
+        f"(No such file or directory: looked for {tmp_path}/missing); a credential name: the "
+        f"unit's LoadCredential= provides it, a shell reads {tmp_path}/credentials/missing (as "
+        "root) or --credentials-dir DIR"
     ]
+    # with a credentials folder beside the config, both places it looked are named
+    (tmp_path / "credentials").mkdir()
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert (
+        f"(No such file or directory: looked for {tmp_path}/missing or "
+        f"{tmp_path}/credentials/missing)" in err.value.problems[0]
+    )
 
 
 @pytest.mark.parametrize(
