@@ -492,7 +492,10 @@ async def check_channel(run: DoctorRun) -> Check:
 
     ids = run.ids
     if ids is None or not ids.channel_id:
-        return Check("hubspot_channel", FAIL, "no custom channel registered", _SETUP_FIX)
+        fix = _SETUP_FIX
+        if run.notes.get("token_failed"):  # setup needs the token: connect comes first
+            fix = "first `mail-gateway hubspot connect` (hubspot_token above), then " + fix
+        return Check("hubspot_channel", FAIL, "no custom channel registered", fix)
     want = run.settings.http.public_url.rstrip("/") + WEBHOOK_PATH
     fix = "check hubspot.developer_api_key and hubspot.app_id, then `mail-gateway hubspot setup`"
     channel = await _read(run, "hubspot_channel", "channel_get", fix, channel_id=ids.channel_id)

@@ -154,6 +154,8 @@ def test_doctor_before_the_first_start_does_not_create_the_store(tmp_path: Path)
             "not connected: no OAuth tokens in the store and hubspot.access_token_file is empty"
         )
         assert "`mail-gateway hubspot connect`" in token["fix"] and "restart" in token["fix"]
+        # setup needs the token: the channel's fix says to connect first
+        assert checks["hubspot_channel"]["fix"].startswith("first `mail-gateway hubspot connect`")
         assert not db.exists()
 
 
