@@ -23,6 +23,7 @@ tests/ on sys.path): one launcher, so both measure the same start and stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -107,6 +108,7 @@ class Daemon:
             stderr=self.log.open("ab"),
             cwd=ROOT,
             env={**os.environ, **self.env, "NOTIFY_SOCKET": path},
+            start_new_session=True,  # its own process group: kill9() takes the parsers too
         )
         self.starts += 1
         deadline = time.monotonic() + within
@@ -140,10 +142,15 @@ class Daemon:
         await asyncio.to_thread(self.start)
 
     def kill9(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would; no-op when not running."""
+        """SIGKILL, as a crash or the OOM killer would, then the rest of its process group (its
+        parser processes), as systemd's KillMode=control-group does before a restart; no-op when
+        not running."""
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.proc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self._close_notify()
 
     def stop(self, within: float = 30.0) -> int | None:
